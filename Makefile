@@ -1,0 +1,38 @@
+# Two commands matter: `make demo` and `make test`. Both set themselves up first.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.bootstrap-stamp
+
+.PHONY: bootstrap demo test lint format types unit bench clean
+
+bootstrap: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	bash scripts/bootstrap.sh
+	touch $@
+
+demo: $(STAMP)
+	$(PY) -m awsiot_credentialhelper.emulator.demo
+
+test: lint types unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+types: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest --cov --cov-report=term
+
+bench: $(STAMP)
+	$(PY) bench/fetch.py
+	$(PY) bench/refresh.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .coverage htmlcov

@@ -1,0 +1,109 @@
+"""Parse a Credential Provider endpoint: host, port and the AWS region it serves."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from typing import Optional
+
+from .exceptions import InvalidEndpointError
+
+__all__ = ["DEFAULT_PORT", "Endpoint", "parse_endpoint"]
+
+DEFAULT_PORT = 443
+
+_DESCRIBE_ENDPOINT = "aws iot describe-endpoint --endpoint-type iot:CredentialProvider"
+
+# <prefix>.credentials.iot[-fips].<region>.amazonaws.com[.cn]
+_CREDENTIAL_ENDPOINT = re.compile(
+    r"^[a-z0-9-]+\.credentials\.iot(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)"
+    r"\.amazonaws\.com(?:\.cn)?$"
+)
+# Data-plane endpoints people paste by mistake: <prefix>-ats.iot..., <prefix>.ats.iot..., <prefix>.iot...
+_DATA_ENDPOINT = re.compile(r"^[a-z0-9-]+(?:-ats|\.ats)?\.iot(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com")
+_HOST_PORT = re.compile(r"^(?:\[(?P<ipv6>[0-9a-fA-F:.]+)\]|(?P<host>[^:/\[\]]+))(?::(?P<port>\d+))?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """Where to connect, and the region the endpoint's hostname names (if it names one)."""
+
+    host: str
+    port: int = DEFAULT_PORT
+    region: Optional[str] = None
+
+    @property
+    def is_ip_literal(self) -> bool:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+    @property
+    def is_ipv6(self) -> bool:
+        return self.is_ip_literal and ipaddress.ip_address(self.host).version == 6
+
+    @property
+    def authority(self) -> str:
+        """``host[:port]`` as it goes in a ``Host`` header or a URL."""
+        host = f"[{self.host}]" if self.is_ipv6 else self.host
+        return host if self.port == DEFAULT_PORT else f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.authority
+
+    def require_region(self, explicit: Optional[str] = None) -> str:
+        """The region to use: ``explicit`` wins, else the one in the hostname.
+
+        Raises:
+            InvalidEndpointError: neither is known (a local or custom endpoint without a region).
+        """
+        region = explicit or self.region
+        if region:
+            return region
+        raise InvalidEndpointError(
+            f"Cannot tell the AWS region from endpoint {self.authority!r}: pass a region "
+            f"(e.g. region='us-east-1'), as local and test endpoints need, or use the endpoint "
+            f"that `{_DESCRIBE_ENDPOINT}` prints."
+        )
+
+
+def parse_endpoint(endpoint: str) -> Endpoint:
+    """Split ``endpoint`` into host, port and region.
+
+    Accepts a bare host, ``host:port``, ``[v6]:port`` and, for convenience, an ``https://`` URL
+    with no path. A data endpoint (``...-ats.iot...``) is refused: its account prefix differs
+    from the credential endpoint's, so no rewrite of it can be right.
+
+    Raises:
+        InvalidEndpointError: the text is not a usable endpoint.
+    """
+    text = endpoint.strip()
+    if text.lower().startswith("https://"):
+        text = text[len("https://") :].rstrip("/")
+    match = _HOST_PORT.match(text)
+    if not text or match is None:
+        raise InvalidEndpointError(
+            f"Endpoint {endpoint!r} is not a host name, host:port or [IPv6]:port; "
+            f"get yours with `{_DESCRIBE_ENDPOINT}`."
+        )
+    host = (match.group("ipv6") or match.group("host")).lower().rstrip(".")
+    port = int(match.group("port")) if match.group("port") else DEFAULT_PORT
+    if not 0 < port < 65536:
+        raise InvalidEndpointError(f"Endpoint {endpoint!r} has port {port}, outside 1-65535.")
+    credential = _CREDENTIAL_ENDPOINT.match(host)
+    if credential:
+        return Endpoint(host=host, port=port, region=credential.group("region"))
+    if _DATA_ENDPOINT.match(host):
+        raise InvalidEndpointError(
+            f"{host!r} is an AWS IoT data endpoint, not the Credential Provider endpoint. Run "
+            f"`{_DESCRIBE_ENDPOINT}` and use the host it prints (it looks like "
+            f"'<prefix>.credentials.iot.<region>.amazonaws.com')."
+        )
+    if host.endswith((".amazonaws.com", ".amazonaws.com.cn")):
+        raise InvalidEndpointError(
+            f"{host!r} is not a Credential Provider endpoint; run `{_DESCRIBE_ENDPOINT}`."
+        )
+    return Endpoint(host=host, port=port)

@@ -1,0 +1,288 @@
+"""Every error this library raises, grouped by who must act to fix it.
+
+Every class also inherits :class:`ValueError`, so code written for the 1.x module, which raised
+bare ``ValueError`` for everything, keeps working unchanged. ``retryable`` says whether trying
+again, unchanged, can help.
+
+The tree::
+
+    CredentialHelperError (ValueError)
+    ├── ConfigurationError                 the caller's settings or files; fix and retry
+    │   ├── ConflictingOptionsError        two options that exclude each other, or neither given
+    │   ├── InvalidEndpointError           not a Credential Provider endpoint, or no region for it
+    │   ├── CredentialFileError            a file is missing or unreadable
+    │   ├── InvalidPemError                not PEM, or PEM of the wrong kind
+    │   ├── KeyMismatchError               the private key does not belong to the certificate
+    │   ├── CertificateExpiredError        the device certificate is past its notAfter date
+    │   ├── EncryptedKeyError              an encrypted private key cannot be decrypted
+    │   └── Pkcs11Error                    the PKCS#11 module, token, PIN or key label
+    ├── NetworkError                       reaching the endpoint failed (retryable)
+    │   ├── ConnectError                   DNS, refused, unreachable, proxy
+    │   ├── ConnectTimeoutError            no connection within the timeout
+    │   ├── TlsHandshakeError              the TLS handshake failed (CA, client certificate)
+    │   ├── ReadTimeoutError               the server did not answer within the timeout
+    │   └── ConnectionClosedError          the server closed the connection mid-response
+    ├── ProviderError                      the Credential Provider answered with an error
+    │   ├── CertificateRejectedError       403 Certificate is invalid on this endpoint
+    │   ├── InvalidThingNameError          403 Invalid thing name passed
+    │   ├── AccessDeniedError              403 Access Denied
+    │   ├── RoleAliasNotFoundError         404 Role alias does not exist
+    │   ├── RoleAssumptionError            400 Unable to assume the role...
+    │   ├── CredentialDurationError        400 ...exceeds the MaxSessionDuration...
+    │   ├── ThrottledError                 429 (retryable)
+    │   ├── ServiceUnavailableError        5xx (retryable)
+    │   └── UnexpectedResponseError        any other status, or a body we cannot read
+    └── ExpiredCredentialsError            credentials were already expired when they arrived
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = [
+    "AccessDeniedError",
+    "CertificateExpiredError",
+    "CertificateRejectedError",
+    "ConfigurationError",
+    "ConflictingOptionsError",
+    "ConnectError",
+    "ConnectTimeoutError",
+    "ConnectionClosedError",
+    "CredentialDurationError",
+    "CredentialFileError",
+    "CredentialHelperError",
+    "EncryptedKeyError",
+    "ExpiredCredentialsError",
+    "InvalidEndpointError",
+    "InvalidPemError",
+    "InvalidThingNameError",
+    "KeyMismatchError",
+    "NetworkError",
+    "Pkcs11Error",
+    "ProviderError",
+    "ReadTimeoutError",
+    "RoleAliasNotFoundError",
+    "RoleAssumptionError",
+    "ServiceUnavailableError",
+    "ThrottledError",
+    "TlsHandshakeError",
+    "UnexpectedResponseError",
+]
+
+
+class CredentialHelperError(ValueError):
+    """Root of every error raised by awsiot-credentialhelper."""
+
+    retryable: bool = False
+
+
+# --- the caller's configuration ------------------------------------------------------------
+
+
+class ConfigurationError(CredentialHelperError):
+    """A setting or file the caller provided is wrong; nothing was sent to the network."""
+
+
+class ConflictingOptionsError(ConfigurationError):
+    """Two options exclude each other, or one of a required pair is missing."""
+
+
+class InvalidEndpointError(ConfigurationError):
+    """The endpoint is not a Credential Provider endpoint, or its region cannot be known."""
+
+
+class CredentialFileError(ConfigurationError):
+    """A certificate, key, CA or PIN file is missing or unreadable."""
+
+
+class InvalidPemError(ConfigurationError):
+    """Material that should be PEM is not, or holds the wrong kind of object."""
+
+
+class KeyMismatchError(ConfigurationError):
+    """The private key does not belong to the certificate's public key."""
+
+
+class CertificateExpiredError(ConfigurationError):
+    """The device certificate has expired; the provider would refuse it."""
+
+
+class EncryptedKeyError(ConfigurationError):
+    """An encrypted private key cannot be decrypted with what was given."""
+
+
+class Pkcs11Error(ConfigurationError):
+    """The PKCS#11 module, token, slot, PIN or key label is wrong."""
+
+
+# --- the network -----------------------------------------------------------------------------
+
+
+class NetworkError(CredentialHelperError):
+    """The endpoint could not be reached or the exchange was cut short."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, endpoint: str, crt_error: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        #: The awscrt error name behind this failure (``AWS_IO_...``), when there is one.
+        self.crt_error = crt_error
+
+
+class ConnectError(NetworkError):
+    """DNS failed, the connection was refused, or the host or proxy is unreachable."""
+
+
+class ConnectTimeoutError(NetworkError):
+    """No connection could be established within the timeout."""
+
+
+class TlsHandshakeError(NetworkError):
+    """The TLS handshake failed: usually a CA or client-certificate problem, not transient."""
+
+    retryable = False
+
+
+class ReadTimeoutError(NetworkError):
+    """The connection was made but the answer did not arrive within the timeout."""
+
+
+class ConnectionClosedError(NetworkError):
+    """The server closed the connection before the answer was complete."""
+
+
+# --- the Credential Provider's answer --------------------------------------------------------
+
+
+class ProviderError(CredentialHelperError):
+    """The Credential Provider answered with an error status.
+
+    Attributes:
+        status_code: The HTTP status.
+        message: The service's own ``message`` (or a short excerpt of a non-JSON body).
+        error_type: The ``x-amzn-ErrorType`` header, if any.
+        request_id: The ``x-amzn-RequestId`` header, if any: quote it to AWS Support.
+        endpoint: The endpoint that answered.
+        role_alias: The role alias that was requested.
+    """
+
+    #: What the user should do about it; subclasses override.
+    hint: str = "See the message from the service above."
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        message: str,
+        endpoint: str,
+        role_alias: str,
+        error_type: Optional[str] = None,
+        request_id: Optional[str] = None,
+        thing_name: Optional[str] = None,
+    ) -> None:
+        self.status_code = status_code
+        self.message = message
+        self.endpoint = endpoint
+        self.role_alias = role_alias
+        self.error_type = error_type
+        self.request_id = request_id
+        self.thing_name = thing_name
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        request = f", request id {self.request_id}" if self.request_id else ""
+        hint = self.hint.format(
+            endpoint=self.endpoint,
+            role_alias=self.role_alias,
+            thing_name=self.thing_name or "(none sent)",
+        )
+        return (
+            f"{self.endpoint} refused role alias {self.role_alias!r}: HTTP {self.status_code} "
+            f"{self.message!r}{request}. {hint}"
+        )
+
+
+class CertificateRejectedError(ProviderError):
+    """403 ``Certificate is invalid on this endpoint``."""
+
+    hint = (
+        "The certificate is not registered and ACTIVE in the AWS account and region of "
+        "{endpoint}, or this is another account's endpoint: check `aws iot describe-certificate` "
+        "and `aws iot describe-endpoint --endpoint-type iot:CredentialProvider`."
+    )
+
+
+class InvalidThingNameError(ProviderError):
+    """403 ``Invalid thing name passed``."""
+
+    hint = (
+        "The thing {thing_name} does not exist in this account and region, or is not attached to "
+        "this certificate: run `aws iot attach-thing-principal --thing-name {thing_name} "
+        "--principal <certificate ARN>`."
+    )
+
+
+class AccessDeniedError(ProviderError):
+    """403 ``Access Denied``."""
+
+    hint = (
+        "No IoT policy attached to the certificate allows iot:AssumeRoleWithCertificate on "
+        "arn:aws:iot:<region>:<account>:rolealias/{role_alias} (or a Deny overrides it): fix "
+        "the policy's Action, Resource and Condition."
+    )
+
+
+class RoleAliasNotFoundError(ProviderError):
+    """404 ``Role alias does not exist``."""
+
+    hint = (
+        "Check the role alias name and that it was created in the endpoint's region: "
+        "`aws iot describe-role-alias --role-alias {role_alias}`."
+    )
+
+
+class RoleAssumptionError(ProviderError):
+    """400 ``Unable to assume the role, or the role to assume does not exist``."""
+
+    hint = (
+        "The IAM role behind {role_alias} is missing, or its trust policy does not allow "
+        "sts:AssumeRole by the service principal credentials.iot.amazonaws.com."
+    )
+
+
+class CredentialDurationError(ProviderError):
+    """400 ``The requested CredentialDurationSeconds exceeds the MaxSessionDuration...``."""
+
+    hint = (
+        "Lower the role alias's credentialDurationSeconds (`aws iot update-role-alias`) or raise "
+        "the role's MaxSessionDuration (`aws iam update-role --max-session-duration`)."
+    )
+
+
+class ThrottledError(ProviderError):
+    """429: too many requests. Retrying later helps."""
+
+    retryable = True
+    hint = "The request was throttled; it is retried with backoff. Fetch less often if it persists."
+
+
+class ServiceUnavailableError(ProviderError):
+    """5xx: the service (or a proxy in front of it) failed. Retrying later helps."""
+
+    retryable = True
+    hint = "The service failed on its side; it is retried with backoff."
+
+
+class UnexpectedResponseError(ProviderError):
+    """A status or body this library does not recognise, including a malformed 200."""
+
+    hint = (
+        "This is not an answer the AWS IoT Credential Provider gives: check that the endpoint is "
+        "the one from `aws iot describe-endpoint --endpoint-type iot:CredentialProvider` and that "
+        "no proxy is rewriting the response."
+    )
+
+
+class ExpiredCredentialsError(CredentialHelperError):
+    """Freshly fetched credentials were already expired by the server's own clock."""
