@@ -2,7 +2,7 @@
 
 from ._credentials import Credentials
 from ._keys import Pkcs11Config
+from ._provider import IotCredentialProvider
+from ._version import __version__
 
-__all__ = ["Credentials", "Pkcs11Config", "__version__"]
-
-__version__ = "2.0.0.dev0"
+__all__ = ["Credentials", "IotCredentialProvider", "Pkcs11Config", "__version__"]

@@ -20,9 +20,13 @@ _CREDENTIAL_ENDPOINT = re.compile(
     r"^[a-z0-9-]+\.credentials\.iot(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)"
     r"\.amazonaws\.com(?:\.cn)?$"
 )
-# Data-plane endpoints people paste by mistake: <prefix>-ats.iot..., <prefix>.ats.iot..., <prefix>.iot...
-_DATA_ENDPOINT = re.compile(r"^[a-z0-9-]+(?:-ats|\.ats)?\.iot(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com")
-_HOST_PORT = re.compile(r"^(?:\[(?P<ipv6>[0-9a-fA-F:.]+)\]|(?P<host>[^:/\[\]]+))(?::(?P<port>\d+))?$")
+# Data endpoints people paste by mistake: <prefix>-ats.iot..., <prefix>.ats.iot..., <prefix>.iot...
+_DATA_ENDPOINT = re.compile(
+    r"^[a-z0-9-]+(?:-ats|\.ats)?\.iot(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com"
+)
+_HOST_PORT = re.compile(
+    r"^(?:\[(?P<ipv6>[0-9a-fA-F:.]+)\]|(?P<host>[^:/\[\]]+))(?::(?P<port>\d+))?$"
+)
 
 
 @dataclasses.dataclass(frozen=True)

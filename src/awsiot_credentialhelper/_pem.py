@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import types as key_types
 
 from .exceptions import (
     CertificateExpiredError,
+    ConflictingOptionsError,
     CredentialFileError,
     EncryptedKeyError,
     InvalidPemError,
@@ -26,6 +30,8 @@ __all__ = [
     "load_certificate",
     "load_private_key",
     "read_pem",
+    "read_secret_file",
+    "resolve_password",
 ]
 
 logger = logging.getLogger(__name__)
@@ -35,6 +41,7 @@ logger = logging.getLogger(__name__)
 PemSource = Union[bytes, str, "os.PathLike[str]"]
 
 _ENCRYPTED_MARKERS = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED")
+_DEK_INFO = re.compile(rb"^DEK-Info: *([A-Za-z0-9-]{1,40}),", re.MULTILINE)
 
 
 def read_pem(source: PemSource, *, what: str) -> bytes:
@@ -50,25 +57,99 @@ def read_pem(source: PemSource, *, what: str) -> bytes:
     else:
         path = Path(source).expanduser()
         origin = f"{what} file {str(path)!r}"
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise CredentialFileError(f"The {origin} does not exist.") from None
-        except IsADirectoryError:
-            raise CredentialFileError(f"The {origin} is a directory, not a file.") from None
-        except PermissionError:
-            raise CredentialFileError(
-                f"The {origin} is not readable by this user (uid {os.getuid()}): fix its "
-                "permissions or run as its owner."
-            ) from None
-        except OSError as exc:
-            raise CredentialFileError(f"Cannot read the {origin}: {exc.strerror}.") from None
+        data, _ = _read_file(path, origin)
     if b"-----BEGIN " not in data:
         raise InvalidPemError(
             f"The {origin} is not PEM (no '-----BEGIN' line). Pass the PEM text itself as bytes, "
             "or a file path as str."
         )
     return data
+
+
+def _read_file(path: Path, origin: str) -> tuple[bytes, int]:
+    """The content and mode of ``path``, or a message that says how to fix it (never the content).
+
+    Raises:
+        CredentialFileError: missing, a directory, or unreadable.
+    """
+    try:
+        with path.open("rb") as file:
+            return file.read(), os.fstat(file.fileno()).st_mode
+    except FileNotFoundError:
+        raise CredentialFileError(f"The {origin} does not exist.") from None
+    except IsADirectoryError:
+        raise CredentialFileError(f"The {origin} is a directory, not a file.") from None
+    except PermissionError:
+        raise CredentialFileError(
+            f"The {origin} is not readable by this user (uid {os.getuid()}): fix its "
+            "permissions or run as its owner."
+        ) from None
+    except OSError as exc:
+        raise CredentialFileError(f"Cannot read the {origin}: {exc.strerror}.") from None
+
+
+def read_secret_file(path: Union[str, os.PathLike[str]], *, what: str) -> bytes:
+    """The secret (password, PIN) in a file, without the one trailing newline editors add.
+
+    Warns (without the secret) when other users can read the file.
+
+    Raises:
+        CredentialFileError: missing, unreadable, or empty.
+    """
+    file = Path(path).expanduser()
+    origin = f"{what} file {str(file)!r}"
+    data, mode = _read_file(file, origin)
+    if data.endswith(b"\n"):
+        data = data[:-2] if data.endswith(b"\r\n") else data[:-1]
+    if not data:
+        raise CredentialFileError(f"The {origin} is empty.")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        logger.warning("The %s can be read by other users: run chmod 600 on it.", origin)
+    return data
+
+
+def resolve_password(
+    value: Union[str, bytes, None] = None,
+    *,
+    env: Optional[str] = None,
+    file: Union[str, os.PathLike[str], None] = None,
+) -> Optional[bytes]:
+    """The password of an encrypted private key, from at most one of three sources.
+
+    A value in code or on a command line is visible to others (shell history, ``ps``); an
+    environment variable or a 0600 file is not. ``None`` when no source is given.
+
+    Args:
+        value: The password itself; ``str`` is encoded as UTF-8.
+        env: The name of an environment variable holding it, read now.
+        file: A file holding it; one trailing newline is stripped.
+
+    Raises:
+        ConflictingOptionsError: more than one source given.
+        EncryptedKeyError: the password is empty or the environment variable is not set.
+        CredentialFileError: the file is missing, unreadable or empty.
+    """
+    if sum(source is not None for source in (value, env, file)) > 1:
+        raise ConflictingOptionsError(
+            "The private key password was given more than one way (as a value, an environment "
+            "variable and/or a file): keep one."
+        )
+    if env is not None:
+        found = os.environ.get(env)
+        if not found:
+            raise EncryptedKeyError(
+                f"The environment variable {env!r} that should hold the private key password "
+                "is not set or is empty."
+            )
+        return found.encode()
+    if file is not None:
+        return read_secret_file(file, what="private key password")
+    if value is None:
+        return None
+    secret = value.encode() if isinstance(value, str) else bytes(value)
+    if not secret:
+        raise EncryptedKeyError("The private key password is empty: give the real password.")
+    return secret
 
 
 def load_certificate(pem: bytes, *, what: str = "certificate") -> x509.Certificate:
@@ -112,9 +193,12 @@ def load_private_key(
 ) -> key_types.PrivateKeyTypes:
     """Parse a PEM private key, decrypting it in memory when it is encrypted.
 
+    Handles encrypted PKCS#8 (``BEGIN ENCRYPTED PRIVATE KEY``) and legacy OpenSSL encryption
+    (``Proc-Type: 4,ENCRYPTED``). Nothing decrypted is written anywhere.
+
     Raises:
-        EncryptedKeyError: encrypted without a password, wrong password, or a password for a
-            key that is not encrypted.
+        EncryptedKeyError: encrypted without a password, an empty or wrong password, a cipher
+            this system cannot decrypt, or a password for a key that is not encrypted.
         InvalidPemError: not a parseable private key.
     """
     encrypted = any(marker in pem for marker in _ENCRYPTED_MARKERS)
@@ -127,22 +211,36 @@ def load_private_key(
         raise EncryptedKeyError(
             "A password was given but the private key is not encrypted: drop the password."
         )
+    if encrypted and not password:
+        raise EncryptedKeyError("The private key password is empty: give the real password.")
     try:
         return serialization.load_pem_private_key(pem, password=password)
-    except TypeError:
-        raise EncryptedKeyError("The private key is encrypted but no password was given.") from None
-    except ValueError as exc:
-        if encrypted:
-            raise EncryptedKeyError(
-                "Cannot decrypt the private key: the password is wrong, or the key uses a cipher "
-                "this system's OpenSSL does not support."
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        if not encrypted:
+            raise InvalidPemError(
+                "The private key is not a valid PEM private key (expected '-----BEGIN PRIVATE "
+                "KEY-----', '-----BEGIN RSA PRIVATE KEY-----' or '-----BEGIN EC PRIVATE KEY-----')."
             ) from None
-        raise InvalidPemError(
-            "The private key is not a valid PEM private key (expected '-----BEGIN PRIVATE KEY-----',"
-            " '-----BEGIN RSA PRIVATE KEY-----' or '-----BEGIN EC PRIVATE KEY-----')."
-        ) from exc
-    except Exception as exc:  # cryptography raises UnsupportedAlgorithm for odd keys
-        raise InvalidPemError(f"The private key cannot be used: {type(exc).__name__}.") from None
+        # cryptography says "Incorrect password" for a bad password or a corrupt ciphertext and
+        # names the algorithm otherwise; its messages never hold the password or key bytes.
+        if "password" in str(exc).lower():
+            raise EncryptedKeyError(
+                "Cannot decrypt the private key: the password is wrong (or the key file is "
+                "corrupt)."
+            ) from None
+        raise EncryptedKeyError(
+            f"The private key is encrypted with {_cipher_of(pem, exc)}, which this system's "
+            "cryptography/OpenSSL cannot decrypt: re-encrypt it with AES-256-CBC, e.g. "
+            "`openssl pkcs8 -topk8 -v2 aes-256-cbc -in old.pem -out new.pem`."
+        ) from None
+
+
+def _cipher_of(pem: bytes, exc: Exception) -> str:
+    """Name the cipher of an encrypted key for a message: the DEK-Info name, else cryptography's."""
+    match = _DEK_INFO.search(pem)
+    if match:
+        return f"cipher {match.group(1).decode('ascii')}"
+    return f"an algorithm cryptography does not support ({exc})"
 
 
 def check_key_matches(certificate: x509.Certificate, key: key_types.PrivateKeyTypes) -> None:
@@ -155,7 +253,8 @@ def check_key_matches(certificate: x509.Certificate, key: key_types.PrivateKeyTy
     if certificate.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
         raise KeyMismatchError(
             "The private key does not match the certificate's public key: pass the key that was "
-            f"created with this certificate (certificate subject {certificate.subject.rfc4514_string()!r})."
+            "created with this certificate (certificate subject "
+            f"{certificate.subject.rfc4514_string()!r})."
         )
 
 

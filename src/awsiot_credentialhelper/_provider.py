@@ -1,0 +1,250 @@
+"""Fetch one set of credentials: validated configuration, one transport, retries."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from datetime import datetime
+from types import TracebackType
+from typing import Callable, Optional, TypeVar, Union
+
+from cryptography import x509
+
+from ._credentials import Credentials
+from ._endpoint import Endpoint, parse_endpoint
+from ._keys import KeySource, PemKey, Pkcs11Config, Pkcs11Key
+from ._pem import PemSource, check_validity, load_certificate, read_pem, utcnow
+from ._protocol import build_request, parse_response, validate_role_alias, validate_thing_name
+from ._proxy import ProxySettings, parse_proxy_url, proxy_from_environment
+from ._retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
+from ._transport import CrtTransport, build_tls_context
+from ._version import __version__
+from .exceptions import (
+    ConfigurationError,
+    ConflictingOptionsError,
+    CredentialHelperError,
+    InvalidPemError,
+)
+
+__all__ = ["DEFAULT_TIMEOUT", "Clock", "IotCredentialProvider"]
+
+logger = logging.getLogger(__name__)
+
+#: Total seconds one :meth:`IotCredentialProvider.fetch` may take, retries and waits included.
+DEFAULT_TIMEOUT = 30.0
+
+#: Returns the current time, timezone-aware; tests inject their own.
+Clock = Callable[[], datetime]
+
+_T = TypeVar("_T")
+
+
+class IotCredentialProvider:
+    """Trades a device certificate for credentials, one :meth:`fetch` at a time.
+
+    Everything that can be checked without the network is checked here, at construction: the
+    endpoint's form, that the files exist and hold PEM, that the key matches the certificate,
+    that the certificate has not expired, the PKCS#11 module. The awscrt event loop, resolver,
+    bootstrap and TLS context are built once and reused by every fetch.
+
+    Args:
+        endpoint: The Credential Provider endpoint (``aws iot describe-endpoint --endpoint-type
+            iot:CredentialProvider``), optionally with ``:port``.
+        role_alias: The role alias whose credentials to fetch.
+        certificate: The device certificate: PEM ``bytes``, or a path (``str``/``PathLike``).
+        private_key: Its private key: PEM ``bytes``, or a path. Exclusive with ``pkcs11``.
+        pkcs11: Where the key is in a PKCS#11 token. Exclusive with ``private_key``.
+        thing_name: Sent as ``x-amzn-iot-thingname``; needed when policies use thing variables.
+        ca: Trusted CA(s) for the server: PEM ``bytes`` or a path. Default: the system store.
+        verify_peer: Verify the server's certificate. Only ever turn this off for local tests.
+        private_key_password: Password of an encrypted private key; decrypted in memory only.
+        timeout: Total seconds one fetch may take, retries included.
+        max_attempts: Attempts per fetch; only network errors, 429 and 5xx are retried.
+        proxy: ``http://[user:password@]host:port`` of an HTTP proxy to tunnel through.
+        trust_env: When ``proxy`` is not given, use ``HTTPS_PROXY`` unless ``NO_PROXY`` excludes
+            the endpoint.
+        clock: The wall clock, for tests.
+
+    Raises:
+        ConfigurationError: a subclass naming the setting to fix.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        role_alias: str,
+        certificate: PemSource,
+        private_key: Optional[PemSource] = None,
+        pkcs11: Optional[Pkcs11Config] = None,
+        thing_name: Optional[str] = None,
+        ca: Optional[PemSource] = None,
+        verify_peer: bool = True,
+        private_key_password: Union[str, bytes, None] = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        proxy: Optional[str] = None,
+        trust_env: bool = True,
+        clock: Clock = utcnow,
+    ) -> None:
+        if timeout <= 0:
+            raise ConfigurationError(f"timeout must be positive, got {timeout!r}.")
+        self.endpoint: Endpoint = parse_endpoint(endpoint)
+        self.role_alias = _checked(validate_role_alias, role_alias)
+        self.thing_name = _checked(validate_thing_name, thing_name) if thing_name else None
+        self.timeout = timeout
+        self._retry = _checked(RetryPolicy, max_attempts)
+        self._clock = clock
+        certificate_pem = read_pem(certificate, what="certificate")
+        self.certificate: x509.Certificate = load_certificate(certificate_pem)
+        check_validity(self.certificate, clock())
+        self.key: KeySource = _key_source(
+            private_key, pkcs11, self.certificate, private_key_password
+        )
+        ca_pem = _read_ca(ca) if ca is not None else None
+        if not verify_peer:
+            logger.warning("verify_peer=False: the server's identity is NOT checked.")
+        self.proxy = _choose_proxy(proxy, trust_env, self.endpoint)
+        tls_context = build_tls_context(
+            self.key.tls_options(certificate_pem), ca_pem=ca_pem, verify_peer=verify_peer
+        )
+        self._transport = CrtTransport(self.endpoint, tls_context, proxy=self.proxy)
+        self._request = build_request(
+            host_header=self.endpoint.authority,
+            role_alias=self.role_alias,
+            thing_name=self.thing_name,
+            user_agent=f"awsiot-credentialhelper/{__version__}",
+        )
+        self._closed = threading.Event()
+        self._rng = random.Random()  # noqa: S311 - backoff jitter, not cryptography
+
+    def fetch(self) -> Credentials:
+        """One set of fresh credentials from the provider.
+
+        Raises:
+            ProviderError: the provider refused (a subclass per reason).
+            NetworkError: the endpoint could not be reached in time.
+            ExpiredCredentialsError: the credentials arrived already expired.
+        """
+        deadline = time.monotonic() + self.timeout
+        attempts = self._retry.max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._fetch_once(deadline)
+            except CredentialHelperError as error:
+                delay = self._retry.delay(attempt, self._rng)
+                if (
+                    not error.retryable
+                    or attempt == attempts
+                    or time.monotonic() + delay >= deadline
+                ):
+                    raise
+                logger.warning(
+                    "Attempt %d of %d to fetch credentials for %r failed: %s Retrying in %.2f s.",
+                    attempt,
+                    attempts,
+                    self.role_alias,
+                    error,
+                    delay,
+                )
+                if self._closed.wait(delay):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
+
+    def close(self) -> None:
+        """Stop any retry wait in progress and release the awscrt resources."""
+        self._closed.set()
+        self._transport.close()
+
+    def __enter__(self) -> IotCredentialProvider:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        thing = f", thing_name={self.thing_name!r}" if self.thing_name else ""
+        return (
+            f"IotCredentialProvider(endpoint={str(self.endpoint)!r}, "
+            f"role_alias={self.role_alias!r}{thing}, key={self.key.describe()!r})"
+        )
+
+    def _fetch_once(self, deadline: float) -> Credentials:
+        remaining = deadline - time.monotonic()
+        response = self._transport.send(self._request, timeout=max(remaining, 0.001))
+        credentials = parse_response(
+            response,
+            local_now=self._clock(),
+            endpoint=str(self.endpoint),
+            role_alias=self.role_alias,
+            thing_name=self.thing_name,
+        )
+        logger.info(
+            "Fetched credentials %s for %r, valid until %s.",
+            credentials.access_key_id,
+            self.role_alias,
+            credentials.expiration.isoformat(),
+        )
+        return credentials
+
+
+def _checked(validate: Callable[..., _T], value: object) -> _T:
+    """Run a validator, turning its ``ValueError`` into our configuration error."""
+    try:
+        return validate(value)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def _key_source(
+    private_key: Optional[PemSource],
+    pkcs11: Optional[Pkcs11Config],
+    certificate: x509.Certificate,
+    password: Union[str, bytes, None],
+) -> KeySource:
+    if private_key is not None and pkcs11 is not None:
+        raise ConflictingOptionsError(
+            "Both private_key and pkcs11 were given: pass exactly one (a key file or PEM bytes, "
+            "or the PKCS#11 token that holds the key)."
+        )
+    if pkcs11 is not None:
+        if password is not None:
+            raise ConflictingOptionsError(
+                "private_key_password applies to a PEM private key, not to pkcs11 (use user_pin)."
+            )
+        return Pkcs11Key(pkcs11)
+    if private_key is None:
+        raise ConflictingOptionsError(
+            "Neither private_key nor pkcs11 was given: pass exactly one (a key file or PEM "
+            "bytes, or the PKCS#11 token that holds the key)."
+        )
+    origin = "private key bytes" if isinstance(private_key, bytes) else f"key file {private_key}"
+    secret = password.encode() if isinstance(password, str) else password
+    return PemKey(
+        read_pem(private_key, what="private key"), certificate, origin=origin, password=secret
+    )
+
+
+def _read_ca(ca: PemSource) -> bytes:
+    pem = read_pem(ca, what="CA")
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise InvalidPemError("The CA holds no '-----BEGIN CERTIFICATE-----' block.")
+    load_certificate(pem, what="CA certificate")
+    return pem
+
+
+def _choose_proxy(
+    proxy: Optional[str], trust_env: bool, endpoint: Endpoint
+) -> Optional[ProxySettings]:
+    if proxy is not None:
+        return parse_proxy_url(proxy)
+    if trust_env:
+        return proxy_from_environment(endpoint.host)
+    return None

@@ -1,0 +1,176 @@
+"""boto3 sessions whose credentials come from the device certificate and refresh themselves.
+
+This module keeps the 1.x API: ``Boto3SessionProvider`` and ``Pkcs11Config`` with the same
+arguments, and every error still an instance of ``ValueError``. New options are keyword-only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Optional, Union
+
+import boto3
+import botocore.session
+from awscrt import io as crt_io
+
+from ._botocore import IotCoreCredentials, install
+from ._keys import Pkcs11Config
+from ._pem import PemSource, utcnow
+from ._provider import DEFAULT_TIMEOUT, Clock, IotCredentialProvider
+from ._refresh import DEFAULT_REFRESH_POLICY, CredentialCache, RefreshPolicy
+from ._retry import DEFAULT_MAX_ATTEMPTS
+from .exceptions import ConflictingOptionsError
+
+__all__ = ["Boto3SessionProvider", "Pkcs11Config"]
+
+logger = logging.getLogger(__name__)
+
+
+class Boto3SessionProvider:
+    """Creates boto3 sessions signed with credentials from the AWS IoT Credential Provider.
+
+    No network call is made until the first AWS API call; then credentials are fetched, cached,
+    shared by every session this object creates, and refreshed in the background before they
+    expire (see :class:`RefreshPolicy`).
+
+    Args:
+        endpoint: ``<prefix>.credentials.iot.<region>.amazonaws.com`` (from ``aws iot
+            describe-endpoint --endpoint-type iot:CredentialProvider``), optionally ``:port``.
+        role_alias: The IoT role alias to assume.
+        thing_name: The thing attached to the certificate, sent as ``x-amzn-iot-thingname``;
+            ``None`` sends no header (allowed unless policies use thing variables).
+        certificate: Device certificate: PEM ``bytes``, or a file path (``str``).
+        private_key: Its private key: PEM ``bytes``, or a file path. Exclusive with ``pkcs11``.
+        pkcs11: Where the key is in a PKCS#11 token. Exclusive with ``private_key``.
+        ca: CA certificate(s) that sign the endpoint's certificate: PEM ``bytes`` or a path.
+            Default: the system trust store.
+        awscrt_log_level: An ``awscrt.io.LogLevel``: awscrt's own log goes to stderr.
+        verify_peer: Verify the endpoint's certificate (turn off for local tests only).
+        region: The region of the sessions' clients; default: the endpoint's region.
+        private_key_password: Password of an encrypted private key.
+        timeout: Total seconds for one credential fetch, retries included.
+        max_attempts: Attempts per fetch (network errors, 429 and 5xx are retried).
+        proxy: ``http://host:port`` proxy; by default ``HTTPS_PROXY``/``NO_PROXY`` apply.
+        trust_env: Read proxy settings from the environment.
+        refresh_policy: When to refresh; the default scales to the credential lifetime.
+        refresh_in_background: Refresh from a background thread so API calls never wait.
+        clock: The wall clock, for tests.
+
+    Raises:
+        ConfigurationError: (a ``ValueError``) a setting or file is wrong.
+    """
+
+    def __init__(  # noqa: PLR0917 - the 1.x positional signature, kept for compatibility
+        self,
+        endpoint: str,
+        role_alias: str,
+        thing_name: Optional[str],
+        certificate: PemSource,
+        private_key: Optional[PemSource] = None,
+        pkcs11: Optional[Pkcs11Config] = None,
+        ca: Optional[PemSource] = None,
+        awscrt_log_level: Optional[Any] = None,
+        verify_peer: bool = True,
+        *,
+        region: Optional[str] = None,
+        private_key_password: Union[str, bytes, None] = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        proxy: Optional[str] = None,
+        trust_env: bool = True,
+        refresh_policy: RefreshPolicy = DEFAULT_REFRESH_POLICY,
+        refresh_in_background: bool = True,
+        clock: Clock = utcnow,
+    ) -> None:
+        if awscrt_log_level is not None:
+            _send_awscrt_log_to_stderr(awscrt_log_level)
+        self._provider = IotCredentialProvider(
+            endpoint=endpoint,
+            role_alias=role_alias,
+            thing_name=thing_name,
+            certificate=certificate,
+            private_key=private_key,
+            pkcs11=pkcs11,
+            ca=ca,
+            verify_peer=verify_peer,
+            private_key_password=private_key_password,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            proxy=proxy,
+            trust_env=trust_env,
+            clock=clock,
+        )
+        self._region = region
+        self._cache = CredentialCache(
+            self._provider.fetch,
+            clock=clock,
+            policy=refresh_policy,
+            background=refresh_in_background,
+        )
+        self._credentials = IotCoreCredentials(self._cache, repr(self._provider)[len("Iot") :])
+
+    @property
+    def provider(self) -> IotCredentialProvider:
+        """The lower-level provider that makes each fetch."""
+        return self._provider
+
+    @property
+    def fetch_count(self) -> int:
+        """How many fetches the sessions of this provider have made."""
+        return self._cache.fetch_count
+
+    def get_session(
+        self,
+        region: Optional[str] = None,
+        *,
+        region_name: Optional[str] = None,
+        **session_kwargs: Any,
+    ) -> boto3.Session:
+        """A boto3 session signed with the device's credentials.
+
+        Args:
+            region: The session's region (1.x spelling).
+            region_name: The same, in boto3's spelling; give one or the other.
+            **session_kwargs: Passed on to :class:`boto3.Session` (e.g. ``profile_name`` for
+                other settings; credentials always come from the device).
+
+        Raises:
+            ConflictingOptionsError: both ``region`` and ``region_name`` given, differently.
+            InvalidEndpointError: no region given and the endpoint names none.
+        """
+        if region and region_name and region != region_name:
+            raise ConflictingOptionsError(
+                f"region={region!r} and region_name={region_name!r} disagree: pass one."
+            )
+        chosen = self._provider.endpoint.require_region(region or region_name or self._region)
+        botocore_session = botocore.session.Session(
+            profile=session_kwargs.pop("profile_name", None)
+        )
+        install(botocore_session, self._credentials)
+        return boto3.Session(
+            botocore_session=botocore_session, region_name=chosen, **session_kwargs
+        )
+
+    def close(self) -> None:
+        """Stop background refreshing and release network resources."""
+        self._cache.stop()
+        self._provider.close()
+
+    def __enter__(self) -> Boto3SessionProvider:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Boto3SessionProvider({self._provider!r})"
+
+
+_LOGGING_LOCK = threading.Lock()
+
+
+def _send_awscrt_log_to_stderr(level: Any) -> None:
+    """awscrt's logger is process-global and can be set once; the caller asked for it."""
+    with _LOGGING_LOCK:
+        crt_io.init_logging(level, "stderr")

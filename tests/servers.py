@@ -1,0 +1,264 @@
+"""A scriptable HTTPS server with mutual TLS on loopback, for tests of the client side.
+
+Each test queues the answers it wants (:class:`Reply`), including the broken ones: a stall, a
+connection closed mid-response, garbage. The server records what it received. It is a real TLS
+server (stdlib ``ssl``) on 127.0.0.1 or ::1, started and stopped by the test.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import json
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from typing import Callable, Optional, Union
+
+import trustme
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    """One scripted answer."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    #: Seconds to wait before answering.
+    delay: float = 0.0
+    #: Send only this many bytes of the full response, then close the connection.
+    truncate_at: Optional[int] = None
+    #: Never answer; hold the connection open until the server stops.
+    stall: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Received:
+    """What one request looked like."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    client_certificate: Optional[bytes]
+
+
+def credentials_body(
+    lifetime: timedelta = timedelta(hours=1),
+    *,
+    now: Optional[datetime] = None,
+    key: str = "ASIATEST",
+) -> bytes:
+    """A 200 body as the Credential Provider sends it."""
+    expiration = (now or datetime.now(timezone.utc)) + lifetime
+    return json.dumps(
+        {
+            "credentials": {
+                "accessKeyId": key,
+                "secretAccessKey": "test-secret-access-key",
+                "sessionToken": "test-session-token",
+                "expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        }
+    ).encode()
+
+
+def error_body(message: str) -> bytes:
+    return json.dumps({"message": message}).encode()
+
+
+ReplySource = Union[Reply, Callable[[Received], Reply]]
+
+
+class TlsServer:
+    """Serves scripted replies over mutual TLS until :meth:`stop`."""
+
+    def __init__(
+        self,
+        ca: trustme.CA,
+        *,
+        host: str = "127.0.0.1",
+        client_ca: Optional[trustme.CA] = None,
+        default: ReplySource = Reply(body=b""),
+        maximum_version: Optional[ssl.TLSVersion] = None,
+    ) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        self._listener.bind((host, 0))
+        self._listener.listen(64)
+        self._listener.settimeout(0.2)
+        self.host = host
+        self.port: int = self._listener.getsockname()[1]
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("localhost", "127.0.0.1", "::1").configure_cert(self._context)
+        (client_ca or ca).configure_trust(self._context)
+        self._context.verify_mode = ssl.CERT_REQUIRED
+        if maximum_version is not None:
+            self._context.maximum_version = maximum_version
+        self._replies: collections.deque[ReplySource] = collections.deque()
+        self._default = default
+        self.received: list[Received] = []
+        self.handshake_failures = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._accepted: list[socket.socket] = []
+        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def queue(self, *replies: ReplySource) -> None:
+        """Answer the next requests with these, in order; then the default."""
+        with self._lock:
+            self._replies.extend(replies)
+
+    def set_default(self, reply: ReplySource) -> None:
+        with self._lock:
+            self._default = reply
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.received)
+
+    def start(self) -> TlsServer:
+        self._acceptor.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._acceptor.join(5)
+        with self._lock:
+            sockets = list(self._accepted)
+        for sock in sockets:
+            _close_quietly(sock)
+        for thread in list(self._threads):
+            thread.join(5)
+        self._listener.close()
+
+    def __enter__(self) -> TlsServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._accepted.append(sock)
+            thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        raw.settimeout(10)
+        try:
+            tls = self._context.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):
+            with self._lock:
+                self.handshake_failures += 1
+            _close_quietly(raw)
+            return
+        with self._lock:
+            self._accepted.append(tls)
+        try:
+            self._answer(tls)
+        except (ssl.SSLError, OSError):
+            pass
+        finally:
+            _close_quietly(tls)
+
+    def _answer(self, tls: ssl.SSLSocket) -> None:
+        received = _read_request(tls)
+        if received is None:
+            return
+        with self._lock:
+            self.received.append(received)
+            source = self._replies.popleft() if self._replies else self._default
+        reply = source(received) if callable(source) else source
+        if reply.stall:
+            self._stopping.wait(30)
+            return
+        if reply.delay and self._stopping.wait(reply.delay):
+            return
+        data = _render(reply)
+        tls.sendall(data if reply.truncate_at is None else data[: reply.truncate_at])
+
+
+def _read_request(tls: ssl.SSLSocket) -> Optional[Received]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = tls.recv(4096)
+        if not chunk:
+            return None
+        data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    method, path, _ = head[0].split(" ", 2)
+    headers = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return Received(method, path, headers, tls.getpeercert(binary_form=True))
+
+
+def _render(reply: Reply) -> bytes:
+    names = {name.lower() for name, _ in reply.headers}
+    headers = list(reply.headers)
+    if "date" not in names:
+        headers.append(("Date", format_datetime(datetime.now(timezone.utc), usegmt=True)))
+    if "content-length" not in names:
+        headers.append(("Content-Length", str(len(reply.body))))
+    headers.append(("Content-Type", "application/json"))
+    head = f"HTTP/1.1 {reply.status} Status\r\n" + "".join(f"{n}: {v}\r\n" for n, v in headers)
+    return head.encode() + b"\r\n" + reply.body
+
+
+def _close_quietly(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceFiles:
+    """A device identity on disk and in memory, issued by a test CA."""
+
+    certificate_file: str
+    private_key_file: str
+    certificate_pem: bytes
+    private_key_pem: bytes
+
+
+def issue_device(ca: trustme.CA, directory: str, name: str = "device") -> DeviceFiles:
+    """Issue a client certificate and write it and its key (0600) into ``directory``."""
+    leaf = ca.issue_cert(f"{name}.example")
+    certificate_pem = leaf.cert_chain_pems[0].bytes()
+    private_key_pem = leaf.private_key_pem.bytes()
+    certificate_file = os.path.join(directory, f"{name}.pem.crt")
+    private_key_file = os.path.join(directory, f"{name}.pem.key")
+    with open(certificate_file, "wb") as handle:
+        handle.write(certificate_pem)
+    descriptor = os.open(private_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(private_key_pem)
+    return DeviceFiles(certificate_file, private_key_file, certificate_pem, private_key_pem)
+
+
+def running(server: TlsServer) -> Iterator[TlsServer]:
+    """Fixture body: start, yield, always stop."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
