@@ -1,8 +1,50 @@
-"""Trade an AWS IoT X.509 certificate for temporary AWS credentials that refresh themselves."""
+"""Trade an AWS IoT X.509 certificate for temporary AWS credentials that refresh themselves.
 
-from ._credentials import Credentials
-from ._keys import Pkcs11Config
-from ._provider import IotCredentialProvider
+The public names load on first use (PEP 562), so that ``import awsiot_credentialhelper.cli``
+does not pay for awscrt, boto3 and botocore when it does not need them: the AWS CLI runs
+``credential-process`` for every command, and its cached path must start as fast as Python.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
 
-__all__ = ["Credentials", "IotCredentialProvider", "Pkcs11Config", "__version__"]
+if TYPE_CHECKING:
+    from ._credentials import Credentials
+    from ._keys import Pkcs11Config
+    from ._provider import IotCredentialProvider
+    from ._refresh import RefreshPolicy
+    from .boto3_session import Boto3SessionProvider
+
+__all__ = [
+    "Boto3SessionProvider",
+    "Credentials",
+    "IotCredentialProvider",
+    "Pkcs11Config",
+    "RefreshPolicy",
+    "__version__",
+]
+
+_LAZY = {
+    "Boto3SessionProvider": ".boto3_session",
+    "Credentials": "._credentials",
+    "IotCredentialProvider": "._provider",
+    "Pkcs11Config": "._keys",
+    "RefreshPolicy": "._refresh",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
