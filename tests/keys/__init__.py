@@ -1,0 +1,1 @@
+"""Tests of PEM private keys: encrypted keys and password sources."""
