@@ -1,0 +1,228 @@
+"""The emulated Credential Provider endpoint: route, apply test faults, decide, answer, record.
+
+This is the :class:`~._server.Handler` the TLS server calls. It owns the response format
+(headers, JSON bodies, timestamps) and the journal of what was answered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import email.utils
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Optional
+
+from cryptography import x509
+
+from ._decide import Decision, Outcome, decide
+from ._faults import Controls, Fault, FaultKind
+from ._http import Delivery, HttpRequest, HttpResponse, json_response
+from ._journal import Journal, RequestRecord
+from ._registry import MotoRegistry
+
+__all__ = ["THING_NAME_HEADER", "CredentialProviderApp"]
+
+_LOG = logging.getLogger("awsiot_credentialhelper.emulator.app")
+THING_NAME_HEADER = "x-amzn-iot-thingname"
+_CREDENTIALS_PATH = re.compile(r"^/role-aliases/(?P<alias>[^/]+)/credentials$")
+#: A truncated answer looks like the start of a real one, with placeholder values only.
+_TRUNCATED_BODY = (
+    b'{"credentials":{"accessKeyId":"ASIAEMULATORTRUNCATED","secretAccessKey":"'
+    + b"x" * 40
+    + b'","sessionToken":"'
+    + b"y" * 200
+    + b'","expiration":"2000-01-01T00:00:00Z"}}'
+)
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _iso8601(moment: datetime.datetime) -> str:
+    """The provider's expiration format, e.g. ``2018-01-18T09:18:06Z``."""
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class CredentialProviderApp:
+    """Answer ``GET /role-aliases/<alias>/credentials`` from moto's state.
+
+    Args:
+        registry: Where certificates, things, policies and roles are read.
+        controls: The test faults, latency and clock skew to apply.
+        journal: Where every answered request is recorded.
+        require_thing_name: Refuse requests without ``x-amzn-iot-thingname`` (403).
+        clock: The server's true time (tests of the emulator may inject one).
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: MotoRegistry,
+        controls: Controls,
+        journal: Journal,
+        require_thing_name: bool = False,
+        clock: Callable[[], datetime.datetime] = _utcnow,
+    ) -> None:
+        self._registry = registry
+        self._controls = controls
+        self._journal = journal
+        self._require_thing_name = require_thing_name
+        self._clock = clock
+
+    # --- the Handler protocol ---------------------------------------------------------------
+
+    def handle(self, request: HttpRequest, certificate: x509.Certificate) -> HttpResponse:
+        """Answer one parsed request."""
+        request_id = str(uuid.uuid4())
+        received = self._clock()
+        match = _CREDENTIALS_PATH.match(request.path)
+        alias = match.group("alias") if match else None
+        thing_name = request.headers.get(THING_NAME_HEADER)
+
+        def record(response: HttpResponse, outcome: str, cert_id: Optional[str]) -> HttpResponse:
+            def on_sent(seconds: float) -> None:
+                self._journal.add(
+                    RequestRecord(
+                        request_id=request_id,
+                        received_at=received,
+                        method=request.method,
+                        path=request.path,
+                        role_alias=alias,
+                        thing_name=thing_name,
+                        certificate_id=cert_id,
+                        status=response.status,
+                        outcome=outcome,
+                        handling_seconds=seconds,
+                    )
+                )
+
+            return _replace(response, on_sent=on_sent)
+
+        if match is None:
+            response = self._error(404, "Not Found", "ResourceNotFoundException", request_id)
+            return record(response, "NOT_FOUND", None)
+        if request.method != "GET":
+            response = self._error(405, "Method Not Allowed", "MethodNotAllowed", request_id)
+            return record(_add_header(response, ("Allow", "GET")), "METHOD_NOT_ALLOWED", None)
+
+        started = time.monotonic()
+        fault = self._controls.take_fault()
+        if fault is not None:
+            response = self._fault_response(fault, request_id)
+            outcome = f"FAULT_{fault.kind.name}"
+            cert_id = None
+        else:
+            decision = decide(
+                self._registry,
+                certificate,
+                thing_name,
+                str(alias),
+                now=received,
+                require_thing_name=self._require_thing_name,
+            )
+            response = self._decision_response(decision, request_id)
+            outcome, cert_id = decision.outcome.name, decision.certificate_id
+        self._sleep_latency(started)
+        return record(response, outcome, cert_id)
+
+    def reject(self, status: int, message: str) -> HttpResponse:
+        """Answer a request the server could not read; the connection closes after."""
+        request_id = str(uuid.uuid4())
+        response = self._error(status, message, "BadRequestException", request_id)
+        received = self._clock()
+
+        def on_sent(seconds: float) -> None:
+            self._journal.add(
+                RequestRecord(
+                    request_id=request_id,
+                    received_at=received,
+                    method="",
+                    path="",
+                    role_alias=None,
+                    thing_name=None,
+                    certificate_id=None,
+                    status=status,
+                    outcome="BAD_REQUEST",
+                    handling_seconds=seconds,
+                )
+            )
+
+        return _replace(response, close=True, on_sent=on_sent)
+
+    # --- building answers -------------------------------------------------------------------
+
+    def _server_time(self) -> datetime.datetime:
+        """The time this (possibly skewed) server believes it is."""
+        return self._clock() + self._controls.clock_skew
+
+    def _common_headers(self, request_id: str) -> tuple[tuple[str, str], ...]:
+        return (
+            ("x-amzn-RequestId", request_id),
+            ("Date", email.utils.format_datetime(self._server_time(), usegmt=True)),
+        )
+
+    def _error(
+        self, status: int, message: str, error_type: Optional[str], request_id: str
+    ) -> HttpResponse:
+        headers = self._common_headers(request_id)
+        if error_type:
+            headers += (("x-amzn-ErrorType", error_type),)
+        return json_response(status, {"message": message}, headers)
+
+    def _decision_response(self, decision: Decision, request_id: str) -> HttpResponse:
+        outcome = decision.outcome
+        if outcome is not Outcome.SUCCESS:
+            _LOG.info(
+                "%s %s (certificate %s)", outcome.status, outcome.message, decision.certificate_id
+            )
+            return self._error(outcome.status, outcome.message, outcome.error_type, request_id)
+        credentials = decision.credentials
+        assert credentials is not None  # noqa: S101 - SUCCESS always carries them
+        assert decision.duration_seconds is not None  # noqa: S101
+        expiration = self._server_time() + datetime.timedelta(seconds=decision.duration_seconds)
+        payload = {
+            "credentials": {
+                "accessKeyId": credentials.access_key_id,
+                "secretAccessKey": credentials.secret_access_key,
+                "sessionToken": credentials.session_token,
+                "expiration": _iso8601(expiration),
+            }
+        }
+        return json_response(200, payload, self._common_headers(request_id))
+
+    def _fault_response(self, fault: Fault, request_id: str) -> HttpResponse:
+        headers = self._common_headers(request_id)
+        if fault.kind is FaultKind.RESPOND:
+            if fault.error_type:
+                headers += (("x-amzn-ErrorType", fault.error_type),)
+            return HttpResponse(
+                status=fault.status,
+                headers=(("Content-Type", "application/json"), *headers),
+                body=fault.body,
+            )
+        delivery = Delivery.TRUNCATE if fault.kind is FaultKind.TRUNCATE else Delivery.DISCONNECT
+        return HttpResponse(
+            status=fault.status,
+            headers=(("Content-Type", "application/json"), *headers),
+            body=_TRUNCATED_BODY,
+            delivery=delivery,
+            close=True,
+        )
+
+    def _sleep_latency(self, started: float) -> None:
+        remaining = self._controls.latency - (time.monotonic() - started)
+        if remaining > 0:
+            time.sleep(remaining)
+
+
+def _replace(response: HttpResponse, **changes: Any) -> HttpResponse:
+    return dataclasses.replace(response, **changes)
+
+
+def _add_header(response: HttpResponse, header: tuple[str, str]) -> HttpResponse:
+    return _replace(response, headers=(*response.headers, header))

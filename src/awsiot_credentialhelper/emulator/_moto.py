@@ -1,0 +1,135 @@
+"""Run moto's AWS API server in this process, and make boto3 clients that talk to it.
+
+moto's backends are module globals, so the emulator (in the same process) reads exactly what
+boto3 clients, the AWS CLI or other languages wrote through ``aws_endpoint_url``. This module
+is the one adapter around moto's server class: it silences per-request logging, answers with
+``Connection: close`` so no handler thread outlives :meth:`MotoServer.stop`, and closes the
+listening socket that moto's own ``stop()`` leaves open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any, Optional
+
+import boto3
+
+__all__ = [
+    "DEFAULT_ACCOUNT_ID",
+    "MotoServer",
+    "aws_client",
+    "aws_session",
+    "valid_certificate_ids",
+]
+
+#: moto's account for any request signed with a made-up access key.
+DEFAULT_ACCOUNT_ID = "123456789012"
+#: moto accepts any credentials; these make clear they are not real.
+_FAKE_ACCESS_KEY = "testing"
+_FAKE_SECRET_KEY = "testing"  # noqa: S105 - moto's documented dummy value, not a secret
+_USE_VALID_CERT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def valid_certificate_ids() -> Iterator[None]:
+    """Make moto compute certificate ids as sha256(DER), as AWS does, for the duration.
+
+    moto's default is sha256 of the PEM text, which no real id looks like. The switch is
+    process-global (moto reads it on every certificate creation); the old value comes back
+    on exit.
+    """
+    from moto.core.config import default_user_config  # noqa: PLC0415 - moto is optional
+
+    with _USE_VALID_CERT_LOCK:
+        iot_config = default_user_config.setdefault("iot", {})
+        previous = iot_config.get("use_valid_cert", False)
+        iot_config["use_valid_cert"] = True
+    try:
+        yield
+    finally:
+        with _USE_VALID_CERT_LOCK:
+            iot_config["use_valid_cert"] = previous
+
+
+def _server_class() -> Any:
+    """moto's ThreadedMotoServer, adapted (imported late: moto and flask are optional)."""
+    from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - moto is optional
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+    from werkzeug.serving import make_server  # noqa: PLC0415
+
+    class QuietRequestHandler(MotoRequestHandler):
+        # One request per connection: no idle keep-alive thread outlives stop().
+        protocol_version = "HTTP/1.0"
+
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            """Do not log every API call to stderr."""
+
+    class AdaptedMotoServer(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+            server: Any = make_server(
+                self._ip_address, self._port, app, True, request_handler=QuietRequestHandler
+            )
+            server.daemon_threads = False  # so that server_close() joins request threads
+            server.block_on_close = True
+            self._server = server
+            self._server_ready_event.set()
+            server.serve_forever(poll_interval=0.1)
+
+    return AdaptedMotoServer
+
+
+class MotoServer:
+    """moto's AWS API server on 127.0.0.1 in a background thread.
+
+    Args:
+        port: The port; 0 picks a free one.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self._server: Any = _server_class()(ip_address="127.0.0.1", port=port, verbose=False)
+        self._started = False
+
+    def start(self) -> None:
+        """Start serving (returns once the socket is listening)."""
+        self._server.start()
+        self._started = True
+
+    @property
+    def url(self) -> str:
+        """The ``http://127.0.0.1:PORT`` endpoint URL for boto3 and the AWS CLI."""
+        host, port = self._server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        """Stop serving, close the socket and join every thread."""
+        if not self._started:
+            return
+        self._started = False
+        self._server.stop()
+        wsgi_server: Optional[Any] = getattr(self._server, "_server", None)
+        if wsgi_server is not None:
+            wsgi_server.server_close()
+
+
+def aws_session(region: str) -> boto3.Session:
+    """A boto3 session with moto's dummy credentials, isolated from the user's AWS credentials.
+
+    Always create its clients with ``endpoint_url=`` the moto URL (see :func:`aws_client`).
+    """
+    return boto3.Session(
+        aws_access_key_id=_FAKE_ACCESS_KEY,
+        aws_secret_access_key=_FAKE_SECRET_KEY,
+        region_name=region,
+    )
+
+
+def aws_client(service: str, *, endpoint_url: str, region: str) -> Any:
+    """A boto3 client for ``service`` that talks to moto at ``endpoint_url``."""
+    return aws_session(region).client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]

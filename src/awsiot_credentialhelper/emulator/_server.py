@@ -1,0 +1,330 @@
+"""A small mutual-TLS HTTP/1.1 server on loopback: sockets, handshakes, threads and timeouts.
+
+Each connection gets a thread (at most ``max_connections`` at once; more are closed at once).
+Every blocking step has a deadline, so a silent, slow or garbage-sending client costs one
+thread for at most ``read_timeout`` seconds. What to answer is the handler's business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Optional, Protocol, TypeVar
+
+from cryptography import x509
+from OpenSSL import SSL
+
+from ._http import Delivery, HttpError, HttpRequest, HttpResponse, parse_head, render_head
+
+__all__ = ["Handler", "TlsHttpServer"]
+
+_LOG = logging.getLogger("awsiot_credentialhelper.emulator.server")
+_T = TypeVar("_T")
+
+#: Real clients send ~200 bytes; 16 KiB is the common web-server limit for a request head.
+MAX_HEAD_BYTES = 16 * 1024
+#: A credential request has no body; accept (and discard) a small one from odd clients.
+MAX_BODY_BYTES = 64 * 1024
+_RECV_CHUNK = 16 * 1024
+
+
+class Handler(Protocol):
+    """Turns requests into responses; the server handles the transport."""
+
+    def handle(self, request: HttpRequest, certificate: x509.Certificate) -> HttpResponse:
+        """Answer a well-formed request."""
+
+    def reject(self, status: int, message: str) -> HttpResponse:
+        """Answer a request the server could not parse (the connection is closed after)."""
+
+
+class _ClosedError(Exception):
+    """The peer closed the connection, or the server is stopping."""
+
+
+class _DeadlineError(Exception):
+    """A deadline passed while waiting for the peer."""
+
+
+class _Connection:
+    """Blocking-style reads and writes on a non-blocking pyOpenSSL connection, with deadlines."""
+
+    def __init__(self, sock: socket.socket, tls: SSL.Connection) -> None:
+        self.sock = sock
+        self.tls = tls
+
+    def _wait(self, for_write: bool, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _DeadlineError
+        readers, writers = ([], [self.sock]) if for_write else ([self.sock], [])
+        ready = select.select(readers, writers, [self.sock], remaining)
+        if not any(ready):
+            raise _DeadlineError
+
+    def _retry(self, operation: Callable[[], _T], deadline: float) -> _T:
+        while True:
+            try:
+                return operation()
+            except SSL.WantReadError:
+                self._wait(False, deadline)
+            except SSL.WantWriteError:
+                self._wait(True, deadline)
+
+    def handshake(self, deadline: float) -> None:
+        self._retry(self.tls.do_handshake, deadline)
+
+    def recv(self, deadline: float) -> bytes:
+        try:
+            data = self._retry(lambda: self.tls.recv(_RECV_CHUNK), deadline)
+        except SSL.Error as exc:  # includes a clean close (ZeroReturnError) and resets
+            raise _ClosedError from exc
+        if not data:
+            raise _ClosedError
+        return data
+
+    def send(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                sent = self._retry(functools.partial(self.tls.send, view), deadline)
+                view = view[sent:]
+        except SSL.Error as exc:
+            raise _ClosedError from exc
+
+    def close(self, *, notify: bool) -> None:
+        if notify:
+            with contextlib.suppress(SSL.Error, OSError):
+                self.tls.shutdown()  # close_notify, best effort: never wait for the peer's
+        self.sock.close()
+
+
+class TlsHttpServer:
+    """Serve ``handler`` over mutual TLS on one loopback address.
+
+    Args:
+        host: ``127.0.0.1``, ``::1`` or ``localhost`` (loopback only).
+        port: The port; 0 picks a free one.
+        context: The TLS server context (it must request a client certificate).
+        handler: What to answer.
+        read_timeout: Seconds allowed for a handshake or for a whole request head,
+            including the idle time before it on a kept-alive connection.
+        max_connections: Connections served at once; more are closed immediately.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        context: SSL.Context,
+        handler: Handler,
+        read_timeout: float = 5.0,
+        max_connections: int = 64,
+    ) -> None:
+        self._context = context
+        self._handler = handler
+        self._read_timeout = read_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._listener = _listen(host, port)
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._connections: dict[threading.Thread, socket.socket] = {}
+        self._acceptor = threading.Thread(
+            target=self._accept_loop, name="iot-emulator-accept", daemon=True
+        )
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The host and port actually bound."""
+        host, port = self._listener.getsockname()[:2]
+        return str(host), int(port)
+
+    def start(self) -> None:
+        """Start accepting connections in a background thread."""
+        self._acceptor.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, close every open connection and join every thread."""
+        self._stopping.set()
+        self._wake_writer.send(b"x")
+        if self._acceptor.is_alive():
+            self._acceptor.join(timeout)
+        self._listener.close()
+        with self._lock:
+            connections = list(self._connections.items())
+        for _, sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the thread's select()
+        deadline = time.monotonic() + timeout
+        for thread, _ in connections:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._wake_reader.close()
+        self._wake_writer.close()
+
+    # --- accepting ------------------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            readable, _, _ = select.select([self._listener, self._wake_reader], [], [], 1.0)
+            if self._listener not in readable or self._stopping.is_set():
+                continue
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                continue
+            self._dispatch(sock)
+
+    def _dispatch(self, sock: socket.socket) -> None:
+        if not self._slots.acquire(blocking=False):
+            _LOG.warning("Too many connections; closing a new one at once")
+            sock.close()
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay per answer
+        sock.setblocking(False)
+        thread = threading.Thread(
+            target=self._serve, args=(sock,), name="iot-emulator-conn", daemon=True
+        )
+        with self._lock:
+            self._connections[thread] = sock
+        thread.start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            self._serve_connection(sock)
+        except Exception:  # a bug must not take the server down; log it and drop the client
+            _LOG.exception("Unexpected error while serving a connection")
+        finally:
+            sock.close()
+            with self._lock:
+                self._connections.pop(threading.current_thread(), None)
+            self._slots.release()
+
+    # --- one connection -------------------------------------------------------------------------
+
+    def _serve_connection(self, sock: socket.socket) -> None:
+        tls = SSL.Connection(self._context, sock)
+        tls.set_accept_state()
+        connection = _Connection(sock, tls)
+        try:
+            connection.handshake(time.monotonic() + self._read_timeout)
+        except (SSL.Error, _DeadlineError, OSError) as exc:
+            _LOG.debug("TLS handshake failed: %r", exc)
+            connection.close(notify=False)  # close at once: the client is waiting for the FIN
+            return
+        certificate = tls.get_peer_certificate(as_cryptography=True)
+        if certificate is None:  # pragma: no cover - the context fails the handshake first
+            connection.close(notify=False)
+            return
+        buffer = bytearray()
+        keep_open, polite = True, True
+        while keep_open and not self._stopping.is_set():
+            try:
+                keep_open, polite = self._serve_request(connection, certificate, buffer)
+            except (_ClosedError, OSError):
+                keep_open, polite = False, False
+        connection.close(notify=polite)
+
+    def _serve_request(
+        self, connection: _Connection, certificate: x509.Certificate, buffer: bytearray
+    ) -> tuple[bool, bool]:
+        """Read one request from ``buffer`` and the connection, and answer it.
+
+        Returns:
+            Whether to keep the connection open for another request; and, if not, whether to
+            announce the close with a TLS close_notify (not after a deliberately broken answer).
+        """
+        deadline = time.monotonic() + self._read_timeout
+        try:
+            request = parse_head(_read_head(connection, buffer, deadline))
+            _skip_body(connection, request.content_length, buffer, deadline)
+        except _DeadlineError:
+            if not buffer:
+                return False, True  # an idle kept-alive connection: close quietly
+            return False, self._send(connection, self._handler.reject(408, "Request too slow"))
+        except HttpError as exc:
+            return False, self._send(connection, self._handler.reject(exc.status, exc.message))
+        started = time.monotonic()
+        response = self._handler.handle(request, certificate)
+        whole = self._send(connection, response, started)
+        return whole and request.keep_alive and not response.close, whole
+
+    def _send(
+        self, connection: _Connection, response: HttpResponse, started: Optional[float] = None
+    ) -> bool:
+        """Send ``response`` as its delivery says; return whether it went out whole.
+
+        ``started`` is when the request head was complete: ``on_sent`` gets the time since.
+        """
+        if started is None:
+            started = time.monotonic()
+        deadline = time.monotonic() + self._read_timeout
+        whole = False
+        try:
+            if response.delivery is Delivery.DISCONNECT:
+                head = render_head(response)
+                connection.send(head[: max(1, len(head) // 2)], deadline)
+            elif response.delivery is Delivery.TRUNCATE:
+                announced = len(response.body) * 2 + 1
+                connection.send(render_head(response, announced) + response.body, deadline)
+            else:
+                connection.send(render_head(response) + response.body, deadline)
+                whole = True
+        except (_ClosedError, _DeadlineError, OSError):
+            whole = False
+        finally:
+            if response.on_sent is not None:
+                response.on_sent(time.monotonic() - started)
+        return whole
+
+
+def _read_head(connection: _Connection, buffer: bytearray, deadline: float) -> bytes:
+    """Read up to the blank line; remove the head from ``buffer`` and return it.
+
+    Raises:
+        HttpError: the head exceeds MAX_HEAD_BYTES (431).
+        _DeadlineError: the deadline passed first (``buffer`` keeps what arrived).
+        _ClosedError: the peer closed the connection.
+    """
+    while True:
+        end = buffer.find(b"\r\n\r\n")
+        if end > MAX_HEAD_BYTES or (end < 0 and len(buffer) > MAX_HEAD_BYTES):
+            raise HttpError(431, "Request head too large")
+        if end >= 0:
+            head = bytes(buffer[:end])
+            del buffer[: end + 4]
+            return head
+        buffer += connection.recv(deadline)
+
+
+def _skip_body(connection: _Connection, length: int, buffer: bytearray, deadline: float) -> None:
+    """Remove a request body of ``length`` bytes from ``buffer``, reading it first if needed."""
+    if length > MAX_BODY_BYTES:
+        raise HttpError(413, "Request body too large")
+    while len(buffer) < length:
+        buffer += connection.recv(deadline)
+    del buffer[:length]
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind a listening socket on a loopback address."""
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        raise ValueError(f"the emulator listens on loopback only, not on {host!r}")
+    family = socket.AF_INET6 if host == "::1" else socket.AF_INET
+    address = "127.0.0.1" if host == "localhost" else host
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
