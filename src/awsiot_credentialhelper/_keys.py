@@ -1,20 +1,40 @@
-"""Where the device's private key lives: one protocol, one small class per kind of key store."""
+"""Where the device's private key lives: one protocol, one small class per kind of key store.
+
+awscrt opens a PKCS#11 token only when the TLS context is created, so that is where its failures
+surface; :func:`create_tls_context` is the one place they are translated into our errors.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Optional, Protocol
 
 from awscrt import io as crt_io
 from awscrt.exceptions import AwsCrtError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ._pem import check_key_matches, load_private_key
-from .exceptions import Pkcs11Error
+from ._pem import PemSource, check_key_matches, load_private_key, read_pem
+from .exceptions import (
+    ConfigurationError,
+    ConflictingOptionsError,
+    InvalidPemError,
+    Pkcs11Error,
+)
 
-__all__ = ["KeySource", "PemKey", "Pkcs11Config", "Pkcs11Key"]
+__all__ = [
+    "KeySource",
+    "PemKey",
+    "Pkcs11Config",
+    "Pkcs11Key",
+    "create_tls_context",
+    "crt_error_name",
+    "key_source",
+    "map_pkcs11_error",
+]
 
 
 class KeySource(Protocol):
@@ -26,6 +46,10 @@ class KeySource(Protocol):
 
     def tls_options(self, certificate_pem: bytes) -> crt_io.TlsContextOptions:
         """awscrt client options that present ``certificate_pem`` and sign with this key."""
+        ...
+
+    def explain_crt_error(self, name: str) -> Optional[ConfigurationError]:
+        """Our error for awscrt failure ``name`` while opening this key; ``None`` if not ours."""
         ...
 
 
@@ -41,6 +65,12 @@ class PemKey:
         password: Optional[bytes] = None,
     ) -> None:
         key = load_private_key(pem, password=password)
+        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+            # awscrt (s2n/OpenSSL) and AWS IoT both sign with RSA or ECDSA keys only.
+            raise InvalidPemError(
+                f"The {origin} is a {type(key).__name__.replace('PrivateKey', '')} key: AWS IoT "
+                "and awscrt use RSA or EC (P-256, P-384) keys only."
+            )
         check_key_matches(certificate, key)
         # awscrt takes no passphrase: hand it the decrypted key, in memory only.
         self._pem = (
@@ -60,6 +90,10 @@ class PemKey:
     def tls_options(self, certificate_pem: bytes) -> crt_io.TlsContextOptions:
         return crt_io.TlsContextOptions.create_client_with_mtls(certificate_pem, self._pem)
 
+    def explain_crt_error(self, name: str) -> Optional[ConfigurationError]:  # noqa: ARG002
+        # The key was parsed, type-checked and matched above; what is left is not the key's.
+        return None
+
     def __repr__(self) -> str:
         return f"PemKey({self._origin})"
 
@@ -70,7 +104,7 @@ class Pkcs11Config:
 
     Same fields as 1.x. Select the token by ``slot_id`` or ``token_label`` (or neither when there
     is only one), and the key by ``private_key_label`` (or neither when the token holds one key).
-    The PIN never appears in a ``repr``.
+    The PIN never appears in a ``repr``. ``parse_pkcs11_uri`` builds one from an RFC 7512 URI.
     """
 
     pkcs11_lib: str
@@ -81,7 +115,11 @@ class Pkcs11Config:
 
 
 class Pkcs11Key:
-    """A private key that never leaves a PKCS#11 token."""
+    """A private key that never leaves a PKCS#11 token.
+
+    The module is loaded (``C_Initialize``) here; the token is opened, logged into and searched
+    only when awscrt builds the TLS context: use :func:`create_tls_context` for that.
+    """
 
     def __init__(self, config: Pkcs11Config) -> None:
         path = os.path.expanduser(config.pkcs11_lib)
@@ -92,12 +130,16 @@ class Pkcs11Key:
             )
         try:
             self._lib = crt_io.Pkcs11Lib(file=path)
-        except AwsCrtError as exc:
-            raise Pkcs11Error(
-                f"Cannot load {path!r} as a PKCS#11 module ({exc.name}): set pkcs11_lib to a "
-                "PKCS#11 module (.so) built for this machine."
-            ) from None
+        except (AwsCrtError, RuntimeError) as exc:
+            name = crt_error_name(exc)
+            if name is None:
+                raise
+            raise Pkcs11Error(_load_failure(name, path)) from exc
         self._config = config
+
+    @property
+    def config(self) -> Pkcs11Config:
+        return self._config
 
     def describe(self) -> str:
         config = self._config
@@ -121,5 +163,208 @@ class Pkcs11Key:
             cert_file_contents=certificate_pem,
         )
 
+    def explain_crt_error(self, name: str) -> Optional[ConfigurationError]:
+        return map_pkcs11_error(name, self._config)
+
     def __repr__(self) -> str:
         return f"Pkcs11Key({self.describe()})"
+
+
+def key_source(
+    *,
+    private_key: Optional[PemSource],
+    pkcs11: Optional[Pkcs11Config],
+    certificate: x509.Certificate,
+    password: Optional[bytes] = None,
+) -> KeySource:
+    """The key source for the ``private_key``/``pkcs11`` pair, accepting a ``pkcs11:`` URI as key.
+
+    Args:
+        private_key: PEM ``bytes``, a path, or an RFC 7512 ``pkcs11:`` URI (``str``).
+        pkcs11: Where the key is in a token. Exclusive with ``private_key``.
+        certificate: The device certificate; a PEM key must match it.
+        password: For an encrypted PEM key (see ``_pem.resolve_password``).
+
+    Raises:
+        ConflictingOptionsError: both or neither key given, or a password for a token key.
+        ConfigurationError: a subclass naming what to fix in the key, its file or its token.
+    """
+    # Imported here: _pkcs11_uri builds this module's Pkcs11Config.
+    from ._pkcs11_uri import is_pkcs11_uri, parse_pkcs11_uri  # noqa: PLC0415
+
+    if private_key is not None and pkcs11 is not None:
+        raise ConflictingOptionsError(
+            "Both private_key and pkcs11 were given: pass exactly one (a key file, PEM bytes or "
+            "a pkcs11: URI, or the PKCS#11 token that holds the key)."
+        )
+    if isinstance(private_key, str) and is_pkcs11_uri(private_key):
+        pkcs11, private_key = parse_pkcs11_uri(private_key), None
+    if pkcs11 is not None:
+        if password is not None:
+            raise ConflictingOptionsError(
+                "private_key_password applies to a PEM private key, not to a PKCS#11 token "
+                "(its PIN is user_pin, or pin-source in a pkcs11: URI)."
+            )
+        return Pkcs11Key(pkcs11)
+    if private_key is None:
+        raise ConflictingOptionsError(
+            "Neither private_key nor pkcs11 was given: pass exactly one (a key file, PEM bytes "
+            "or a pkcs11: URI, or the PKCS#11 token that holds the key)."
+        )
+    origin = "private key bytes" if isinstance(private_key, bytes) else f"key file {private_key}"
+    pem = read_pem(private_key, what="private key")
+    return PemKey(pem, certificate, origin=origin, password=password)
+
+
+def create_tls_context(
+    key: KeySource, options: crt_io.TlsContextOptions
+) -> crt_io.ClientTlsContext:
+    """Build awscrt's client TLS context, translating failures of the key's store.
+
+    awscrt raises a bare ``RuntimeError("1117 (AWS_ERROR_...): ...")`` here, not
+    ``AwsCrtError``; failures that are not the key's are re-raised as ``AwsCrtError`` so the
+    caller's own error table sees one type.
+
+    Raises:
+        ConfigurationError: the key's store explains the failure (e.g. :class:`Pkcs11Error`).
+        AwsCrtError: any other awscrt failure, by name.
+    """
+    try:
+        return crt_io.ClientTlsContext(options)
+    except (AwsCrtError, RuntimeError) as exc:
+        name = crt_error_name(exc)
+        if name is None:
+            raise
+        explained = key.explain_crt_error(name)
+        if explained is not None:
+            raise explained from exc
+        if isinstance(exc, AwsCrtError):
+            raise
+        code, message = _crt_code_and_message(exc)
+        raise AwsCrtError(code=code, name=name, message=message) from exc
+
+
+_NATIVE_ERROR = re.compile(r"(\d+) \(([A-Z][A-Z0-9_]+)\)(?:: (.*))?", re.DOTALL)
+
+
+def crt_error_name(exc: BaseException) -> Optional[str]:
+    """awscrt's error name (``AWS_...``) for ``exc``, or ``None`` when it is not awscrt's.
+
+    Asynchronous failures arrive as ``AwsCrtError``; synchronous native calls (``Pkcs11Lib``,
+    ``ClientTlsContext``) raise ``RuntimeError("<code> (<NAME>): <message>")``.
+    """
+    if isinstance(exc, AwsCrtError):
+        return str(exc.name)
+    match = _NATIVE_ERROR.fullmatch(str(exc)) if isinstance(exc, RuntimeError) else None
+    return match.group(2) if match else None
+
+
+def _crt_code_and_message(exc: BaseException) -> tuple[int, str]:
+    match = _NATIVE_ERROR.fullmatch(str(exc))
+    return (int(match.group(1)), match.group(3) or "") if match else (-1, str(exc))
+
+
+_PKCS11 = "AWS_ERROR_PKCS11_"
+_LIST_SLOTS = "`softhsm2-util --show-slots` or `pkcs11-tool --module <module> --list-slots`"
+_LIST_KEYS = "`pkcs11-tool --module <module> --login --list-objects --type privkey`"
+
+
+def map_pkcs11_error(name: str, config: Pkcs11Config) -> Optional[Pkcs11Error]:
+    """Our error for awscrt failure ``name`` while opening the token ``config`` describes.
+
+    The message names the setting to change; it never holds the PIN. ``None`` when ``name`` is
+    not a PKCS#11 failure.
+    """
+    if not name.startswith(_PKCS11):
+        return None
+    reason = name[len(_PKCS11) :]
+    where = _token_words(config)
+    if reason == "TOKEN_NOT_FOUND" or reason in ("CKR_SLOT_ID_INVALID", "CKR_TOKEN_NOT_PRESENT"):
+        return Pkcs11Error(f"{_token_not_found(config)} ({name}).")
+    if reason == "KEY_NOT_FOUND":
+        if config.private_key_label is None:
+            return Pkcs11Error(
+                f"{where} holds no private key, or several: set private_key_label (the URI's "
+                f"object=) to the key's label; list them with {_LIST_KEYS} ({name})."
+            )
+        return Pkcs11Error(
+            f"{where} has no private key labelled {config.private_key_label!r} (or several): "
+            f"fix private_key_label; list keys with {_LIST_KEYS} ({name})."
+        )
+    message = _PKCS11_MESSAGES.get(reason)
+    if reason == "CKR_ARGUMENTS_BAD" and config.user_pin is None:
+        message = "needs a PIN to log in: set user_pin (or pin-source in a pkcs11: URI)"
+    if message is None:
+        message = "failed; check the module's own logs and the token's state"
+    return Pkcs11Error(f"{where} {message} ({name}).")
+
+
+_PKCS11_MESSAGES = {
+    "CKR_PIN_INCORRECT": (
+        "refused the PIN: fix user_pin (or the URI's pin-source file). Hardware tokens lock "
+        "after a few wrong PINs, so do not retry blindly"
+    ),
+    "CKR_PIN_LOCKED": (
+        "has locked its user PIN after too many wrong PINs: unlock or reset it with the "
+        "security officer (SO) PIN and the token's own tool, then fix user_pin"
+    ),
+    "CKR_PIN_EXPIRED": "reports the user PIN has expired: set a new one with the token's tool",
+    "CKR_PIN_INVALID": "refused user_pin: it has characters the token does not accept",
+    "CKR_PIN_LEN_RANGE": "refused user_pin: it is too long or too short for this token",
+    "CKR_USER_PIN_NOT_INITIALIZED": (
+        "has no user PIN yet: initialise it (e.g. `softhsm2-util --init-token ... --pin ...`)"
+    ),
+    "KEY_TYPE_UNSUPPORTED": "holds a key awscrt cannot sign with: use an RSA or EC key",
+    "CKR_DEVICE_REMOVED": "was removed: plug it back in",
+    "CKR_DEVICE_ERROR": "reported a device error: check the HSM or its daemon",
+    "VERSION_UNSUPPORTED": "speaks a Cryptoki version awscrt does not support (it needs 2.20+)",
+}
+
+
+def _token_words(config: Pkcs11Config) -> str:
+    if config.token_label is not None:
+        return f"The PKCS#11 token {config.token_label!r}"
+    if config.slot_id is not None:
+        return f"The PKCS#11 token in slot {config.slot_id}"
+    return "The PKCS#11 token"
+
+
+def _token_not_found(config: Pkcs11Config) -> str:
+    label, slot = config.token_label, config.slot_id
+    if label is not None and slot is not None:
+        return (
+            f"No PKCS#11 token labelled {label!r} is in slot {slot}: fix token_label or slot_id "
+            f"(or drop slot_id, which SoftHSM2 reassigns); list them with {_LIST_SLOTS}"
+        )
+    if label is not None:
+        return (
+            f"No PKCS#11 token is labelled {label!r} (or several are): fix token_label; list "
+            f"tokens with {_LIST_SLOTS}"
+        )
+    if slot is not None:
+        return f"No PKCS#11 token is in slot {slot}: fix slot_id; list slots with {_LIST_SLOTS}"
+    return (
+        "The PKCS#11 module has no token, or several: set token_label (the URI's token=) or "
+        f"slot_id; list them with {_LIST_SLOTS}"
+    )
+
+
+def _load_failure(name: str, path: str) -> str:
+    if name == "AWS_IO_SHARED_LIBRARY_LOAD_FAILURE":
+        return (
+            f"Cannot load {path!r} as a PKCS#11 module: it is not a shared library for this "
+            f"machine, or its dependencies are missing ({name}). Set pkcs11_lib to the module's "
+            ".so file."
+        )
+    if name == "AWS_IO_SHARED_LIBRARY_FIND_SYMBOL_FAILURE":
+        return (
+            f"Cannot load {path!r} as a PKCS#11 module: it is a shared library without "
+            f"C_GetFunctionList ({name}). Set pkcs11_lib to the PKCS#11 module itself."
+        )
+    if name.startswith(_PKCS11):
+        return (
+            f"The PKCS#11 module {path!r} failed to initialise ({name}): check its "
+            "configuration (for SoftHSM2: the file SOFTHSM2_CONF names, or "
+            "/etc/softhsm/softhsm2.conf, and that its directories.tokendir exists)."
+        )
+    return f"Cannot load the PKCS#11 module {path!r} ({name})."
