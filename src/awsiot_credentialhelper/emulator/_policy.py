@@ -15,7 +15,7 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Optional, Union
 
 __all__ = [
@@ -105,59 +105,69 @@ class _UnresolvedError(Exception):
 # --- wildcards and variables -----------------------------------------------------------------
 
 
-# A private-use character stands for a literal wildcard character that came from a variable.
-_LITERAL_STAR = "\ue000"
-_LITERAL_QUESTION = "\ue001"
-_REGEX_PIECES = {
-    "*": ".*",
-    "?": ".",
-    _LITERAL_STAR: re.escape("*"),
-    _LITERAL_QUESTION: re.escape("?"),
-}
+def _wildcards_to_regex(text: str) -> str:
+    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
 
 
 @functools.lru_cache(maxsize=4096)
-def _wildcard_regex(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
-    regex = "".join(_REGEX_PIECES.get(char) or re.escape(char) for char in pattern)
+def _compiled(regex: str, case_sensitive: bool) -> re.Pattern[str]:
     flags = re.DOTALL if case_sensitive else re.DOTALL | re.IGNORECASE
     return re.compile(regex, flags)
 
 
 def wildcard_match(pattern: str, value: str, *, case_sensitive: bool = True) -> bool:
     """Return whether ``value`` matches ``pattern``, where ``*`` is any run and ``?`` one char."""
-    return _wildcard_regex(pattern, case_sensitive).fullmatch(value) is not None
+    return _compiled(_wildcards_to_regex(pattern), case_sensitive).fullmatch(value) is not None
 
 
-def _escape_wildcards(value: str) -> str:
-    return value.replace("*", _LITERAL_STAR).replace("?", _LITERAL_QUESTION)
+def _variable_value(name: str, variables: Mapping[str, str]) -> str:
+    """The value of ``${name}``.
+
+    Raises:
+        _UnresolvedError: the variable has no value for this request.
+    """
+    if name in _LITERAL_ESCAPES:
+        return name
+    value = _lookup(variables, name)
+    if value is None:
+        raise _UnresolvedError(name)
+    return value
 
 
-def _substitute(
-    text: str, variables: Mapping[str, str], *, for_pattern: bool, enabled: bool
-) -> str:
-    """Replace ``${...}`` in ``text``; in a pattern, keep substituted values literal.
+def _substitute(text: str, variables: Mapping[str, str], *, enabled: bool) -> str:
+    """Replace every ``${...}`` in ``text`` by its value (for exact comparisons).
 
     Raises:
         _UnresolvedError: a variable has no value for this request.
     """
     if not enabled:
         return text
-    out = []
-    last = 0
-    for match in _VARIABLE.finditer(text):
-        out.append(text[last : match.start()])
-        name = match.group(1)
-        if name in _LITERAL_ESCAPES:
-            value = name
-        else:
-            resolved = _lookup(variables, name)
-            if resolved is None:
-                raise _UnresolvedError(name)
-            value = resolved
-        out.append(_escape_wildcards(value) if for_pattern else value)
-        last = match.end()
-    out.append(text[last:])
-    return "".join(out)
+    return _VARIABLE.sub(lambda match: _variable_value(match.group(1), variables), text)
+
+
+def _pattern_matches(
+    pattern: str,
+    value: str,
+    variables: Mapping[str, str],
+    *,
+    case_sensitive: bool,
+    enabled: bool,
+) -> bool:
+    """Match ``value`` against a wildcard ``pattern`` whose substituted values are literal.
+
+    A pattern with an unresolved variable matches nothing.
+    """
+    pieces, last = [], 0
+    if enabled:
+        for match in _VARIABLE.finditer(pattern):
+            pieces.append(_wildcards_to_regex(pattern[last : match.start()]))
+            try:
+                pieces.append(re.escape(_variable_value(match.group(1), variables)))
+            except _UnresolvedError:
+                return False
+            last = match.end()
+    pieces.append(_wildcards_to_regex(pattern[last:]))
+    return _compiled("".join(pieces), case_sensitive).fullmatch(value) is not None
 
 
 def _lookup(variables: Mapping[str, str], name: str) -> Optional[str]:
@@ -258,24 +268,31 @@ def _parse_cached(document: str) -> _Policy:
 # --- conditions ------------------------------------------------------------------------------
 
 
-def _string_equals(actual: str, expected: str) -> bool:
-    return actual == expected
+#: A comparison gets the request's value, the policy's value (with variables unresolved),
+#: the known variables and whether substitution is on; it answers whether they match.
+_Compare = Callable[[str, str, Mapping[str, str], bool], bool]
 
 
-def _string_equals_ignore_case(actual: str, expected: str) -> bool:
-    return actual.casefold() == expected.casefold()
+def _string_equals(actual: str, expected: str, variables: Mapping[str, str], on: bool) -> bool:
+    return actual == _substitute(expected, variables, enabled=on)
 
 
-def _string_like(actual: str, expected: str) -> bool:
-    return wildcard_match(expected, actual, case_sensitive=True)
+def _string_equals_ignore_case(
+    actual: str, expected: str, variables: Mapping[str, str], on: bool
+) -> bool:
+    return actual.casefold() == _substitute(expected, variables, enabled=on).casefold()
 
 
-def _bool(actual: str, expected: str) -> bool:
-    return actual.lower() == expected.lower()
+def _string_like(actual: str, expected: str, variables: Mapping[str, str], on: bool) -> bool:
+    return _pattern_matches(expected, actual, variables, case_sensitive=True, enabled=on)
+
+
+def _bool(actual: str, expected: str, variables: Mapping[str, str], on: bool) -> bool:
+    return actual.lower() == _substitute(expected, variables, enabled=on).lower()
 
 
 #: base operator -> (comparison, negated)
-_OPERATORS: dict[str, tuple[Any, bool]] = {
+_OPERATORS: dict[str, tuple[_Compare, bool]] = {
     "StringEquals": (_string_equals, False),
     "StringNotEquals": (_string_equals, True),
     "StringEqualsIgnoreCase": (_string_equals_ignore_case, False),
@@ -288,7 +305,6 @@ _OPERATORS: dict[str, tuple[Any, bool]] = {
     "ArnNotLike": (_string_like, True),
     "Bool": (_bool, False),
 }
-_PATTERN_OPERATORS = frozenset({"StringLike", "StringNotLike", "ArnLike", "ArnNotLike"})
 
 
 def _operator_function(operator: str) -> tuple[str, bool]:
@@ -308,9 +324,13 @@ def _operator_function(operator: str) -> tuple[str, bool]:
 
 
 def _condition_holds(
-    operator: str, key: str, expected: Sequence[str], variables: Mapping[str, str], substitute: bool
+    operator: str, key: str, expected: Sequence[str], variables: Mapping[str, str], on: bool
 ) -> bool:
-    """One operator on one key: OR across the expected values."""
+    """One operator on one key: OR across the expected values.
+
+    As in IAM, an absent key fails a positive operator and satisfies a negated one or an
+    ``...IfExists`` one; a value with an unresolved variable matches nothing.
+    """
     base, if_exists = _operator_function(operator)
     actual = _lookup(variables, key)
     if base == "Null":
@@ -320,12 +340,10 @@ def _condition_holds(
         return if_exists or negated
     for value in expected:
         try:
-            wanted = _substitute(
-                value, variables, for_pattern=base in _PATTERN_OPERATORS, enabled=substitute
-            )
+            matched = compare(actual, value, variables, on)
         except _UnresolvedError:
             continue
-        if compare(actual, wanted):
+        if matched:
             return not negated
     return negated
 
@@ -341,14 +359,10 @@ def _any_matches(
     case_sensitive: bool,
     substitute: bool,
 ) -> bool:
-    for pattern in patterns:
-        try:
-            resolved = _substitute(pattern, variables, for_pattern=True, enabled=substitute)
-        except _UnresolvedError:
-            continue
-        if wildcard_match(resolved, value, case_sensitive=case_sensitive):
-            return True
-    return False
+    return any(
+        _pattern_matches(p, value, variables, case_sensitive=case_sensitive, enabled=substitute)
+        for p in patterns
+    )
 
 
 def _applies(
