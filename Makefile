@@ -28,7 +28,7 @@ types: $(STAMP)
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)
-	$(PY) -m pytest --cov --cov-report=term
+	$(PY) -m pytest -n 2 --cov --cov-report=term
 
 bench: $(STAMP)
 	$(PY) bench/fetch.py

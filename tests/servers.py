@@ -164,12 +164,15 @@ class TlsServer:
 
     def _serve(self, raw: socket.socket) -> None:
         raw.settimeout(10)
+        # wrap_socket takes over the descriptor: on a failed handshake, close the TLS socket
+        # itself at once (clients wait for the server's FIN), not the detached raw one.
+        tls = self._context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
         try:
-            tls = self._context.wrap_socket(raw, server_side=True)
+            tls.do_handshake()
         except (ssl.SSLError, OSError):
             with self._lock:
                 self.handshake_failures += 1
-            _close_quietly(raw)
+            _close_quietly(tls)
             return
         with self._lock:
             self._accepted.append(tls)

@@ -1,0 +1,88 @@
+"""Endpoint forms and the region each one names."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pytest
+
+from awsiot_credentialhelper._endpoint import parse_endpoint
+from awsiot_credentialhelper.exceptions import InvalidEndpointError
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port", "region"),
+    [
+        pytest.param(
+            "c2abc123.credentials.iot.us-west-2.amazonaws.com",
+            "c2abc123.credentials.iot.us-west-2.amazonaws.com",
+            443,
+            "us-west-2",
+            id="standard",
+        ),
+        pytest.param(
+            "data.credentials.iot-fips.us-gov-west-1.amazonaws.com",
+            "data.credentials.iot-fips.us-gov-west-1.amazonaws.com",
+            443,
+            "us-gov-west-1",
+            id="fips-govcloud",
+        ),
+        pytest.param(
+            "cl2wym6klmhng.credentials.iot.cn-north-1.amazonaws.com.cn",
+            "cl2wym6klmhng.credentials.iot.cn-north-1.amazonaws.com.cn",
+            443,
+            "cn-north-1",
+            id="china",
+        ),
+        pytest.param(
+            "https://ABC.credentials.iot.eu-central-1.amazonaws.com/",
+            "abc.credentials.iot.eu-central-1.amazonaws.com",
+            443,
+            "eu-central-1",
+            id="url-and-case",
+        ),
+        pytest.param("localhost:8443", "localhost", 8443, None, id="local-port"),
+        pytest.param("127.0.0.1:9000", "127.0.0.1", 9000, None, id="ipv4-port"),
+        pytest.param("[::1]:8443", "::1", 8443, None, id="ipv6-port"),
+    ],
+)
+def test_parse_endpoint(text: str, host: str, port: int, region: Optional[str]) -> None:
+    endpoint = parse_endpoint(text)
+    assert (endpoint.host, endpoint.port, endpoint.region) == (host, port, region)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        pytest.param("a1b2c3-ats.iot.us-east-1.amazonaws.com", "data endpoint", id="data-ats"),
+        pytest.param("a3lk6rh9gr0knb.ats.iot.cn-north-1.amazonaws.com.cn", "data", id="data-china"),
+        pytest.param("s3.us-east-1.amazonaws.com", "not a Credential Provider", id="other-aws"),
+        pytest.param("", "not a host name", id="empty"),
+        pytest.param("https://host/path", "not a host name", id="path"),
+    ],
+)
+def test_bad_endpoints_say_how_to_find_the_right_one(text: str, fragment: str) -> None:
+    with pytest.raises(InvalidEndpointError, match=fragment) as caught:
+        parse_endpoint(text)
+    assert "describe-endpoint --endpoint-type iot:CredentialProvider" in str(caught.value)
+
+
+def test_port_out_of_range() -> None:
+    with pytest.raises(InvalidEndpointError, match="outside 1-65535"):
+        parse_endpoint("host:99999")
+
+
+def test_explicit_region_wins_and_local_endpoints_need_one() -> None:
+    standard = parse_endpoint("x.credentials.iot.us-west-2.amazonaws.com")
+    assert standard.require_region() == "us-west-2"
+    assert standard.require_region("eu-west-1") == "eu-west-1"
+    with pytest.raises(InvalidEndpointError, match="pass a region"):
+        parse_endpoint("localhost:8443").require_region()
+
+
+@pytest.mark.parametrize(
+    ("text", "authority"),
+    [("[::1]:8443", "[::1]:8443"), ("localhost", "localhost"), ("h:443", "h")],
+)
+def test_authority_is_the_host_header(text: str, authority: str) -> None:
+    assert parse_endpoint(text).authority == authority

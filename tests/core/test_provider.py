@@ -1,0 +1,368 @@
+"""IotCredentialProvider against real mTLS servers on loopback."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import trustme
+
+from awsiot_credentialhelper import IotCredentialProvider, Pkcs11Config
+from awsiot_credentialhelper import exceptions as errors
+
+from ..conftest import ProviderFactory
+from ..servers import DeviceFiles, Reply, TlsServer, credentials_body, error_body, issue_device
+
+
+def test_fetch_sends_what_the_service_needs(
+    make_provider: ProviderFactory, server: TlsServer
+) -> None:
+    credentials = make_provider().fetch()
+    assert credentials.access_key_id == "ASIATEST"
+    assert credentials.expiration.tzinfo is not None
+    (request,) = server.received
+    assert (request.method, request.path) == ("GET", "/role-aliases/test-alias/credentials")
+    assert request.headers["host"] == server.endpoint
+    assert request.headers["x-amzn-iot-thingname"] == "test-thing"
+    assert request.client_certificate is not None
+
+
+def test_thing_name_is_optional(make_provider: ProviderFactory, server: TlsServer) -> None:
+    make_provider(thing_name=None).fetch()
+    assert "x-amzn-iot-thingname" not in server.received[0].headers
+
+
+def test_material_as_bytes_and_paths_mix(
+    make_provider: ProviderFactory, device: DeviceFiles, ca: trustme.CA
+) -> None:
+    provider = make_provider(
+        certificate=device.certificate_pem,
+        private_key=Path(device.private_key_file),
+        ca=ca.cert_pem.bytes(),
+    )
+    assert provider.fetch().access_key_id == "ASIATEST"
+
+
+def test_ipv6_loopback(ca: trustme.CA, device: DeviceFiles, ca_file: str) -> None:
+    with TlsServer(ca, host="::1", default=Reply(body=credentials_body())) as server:
+        provider = IotCredentialProvider(
+            endpoint=server.endpoint,
+            role_alias="a",
+            certificate=device.certificate_file,
+            private_key=device.private_key_file,
+            ca=ca_file,
+            trust_env=False,
+        )
+        with provider:
+            assert provider.fetch().access_key_id == "ASIATEST"
+        assert server.request_count == 1
+
+
+def test_tls_12_server(ca: trustme.CA, device: DeviceFiles, ca_file: str) -> None:
+    with (
+        TlsServer(
+            ca, default=Reply(body=credentials_body()), maximum_version=ssl.TLSVersion.TLSv1_2
+        ) as server,
+        IotCredentialProvider(
+            endpoint=server.endpoint,
+            role_alias="a",
+            certificate=device.certificate_file,
+            private_key=device.private_key_file,
+            ca=ca_file,
+            trust_env=False,
+        ) as provider,
+    ):
+        assert provider.fetch().access_key_id == "ASIATEST"
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "error_class"),
+    [
+        pytest.param(
+            403,
+            "Certificate is invalid on this endpoint",
+            errors.CertificateRejectedError,
+            id="403-certificate",
+        ),
+        pytest.param(
+            403, "Invalid thing name passed", errors.InvalidThingNameError, id="403-thing"
+        ),
+        pytest.param(403, "Access Denied", errors.AccessDeniedError, id="403-access"),
+        pytest.param(404, "Role alias does not exist", errors.RoleAliasNotFoundError, id="404"),
+        pytest.param(
+            400,
+            "Unable to assume the role, or the role to assume does not exist",
+            errors.RoleAssumptionError,
+            id="400-role",
+        ),
+        pytest.param(
+            400,
+            "The requested CredentialDurationSeconds exceeds the MaxSessionDuration set for "
+            "the role",
+            errors.CredentialDurationError,
+            id="400-duration",
+        ),
+    ],
+)
+def test_refusals_are_typed_and_never_retried(
+    make_provider: ProviderFactory,
+    server: TlsServer,
+    status: int,
+    message: str,
+    error_class: type[errors.ProviderError],
+) -> None:
+    server.set_default(
+        Reply(
+            status=status,
+            body=error_body(message),
+            headers=(("x-amzn-RequestId", "rid-1"), ("x-amzn-ErrorType", "SomeException")),
+        )
+    )
+    with pytest.raises(error_class) as caught:
+        make_provider().fetch()
+    assert (caught.value.request_id, caught.value.error_type) == ("rid-1", "SomeException")
+    assert caught.value.role_alias == "test-alias"
+    assert server.request_count == 1
+
+
+def test_503_twice_then_200_is_retried(make_provider: ProviderFactory, server: TlsServer) -> None:
+    server.queue(
+        Reply(status=503, body=error_body("Service Unavailable")),
+        Reply(status=503, body=b"<html>503</html>"),
+    )
+    assert make_provider(max_attempts=3).fetch().access_key_id == "ASIATEST"
+    assert server.request_count == 3
+
+
+def test_retries_are_bounded(make_provider: ProviderFactory, server: TlsServer) -> None:
+    server.set_default(Reply(status=429, body=error_body("Rate exceeded")))
+    with pytest.raises(errors.ThrottledError):
+        make_provider(max_attempts=2).fetch()
+    assert server.request_count == 2
+
+
+def test_a_stalled_server_times_out(make_provider: ProviderFactory, server: TlsServer) -> None:
+    server.set_default(Reply(stall=True))
+    started = time.monotonic()
+    with pytest.raises(errors.ReadTimeoutError):
+        make_provider(timeout=0.5, max_attempts=1).fetch()
+    assert time.monotonic() - started < 5  # a bound on hanging, not a speed target
+
+
+def test_total_timeout_covers_retries(make_provider: ProviderFactory, server: TlsServer) -> None:
+    server.set_default(Reply(stall=True))
+    started = time.monotonic()
+    with pytest.raises(errors.ReadTimeoutError):
+        make_provider(timeout=0.6, max_attempts=5).fetch()
+    assert time.monotonic() - started < 5
+
+
+def test_connection_closed_mid_response(make_provider: ProviderFactory, server: TlsServer) -> None:
+    server.set_default(Reply(body=credentials_body(), truncate_at=60))
+    with pytest.raises(errors.ConnectionClosedError) as caught:
+        make_provider(max_attempts=1).fetch()
+    assert caught.value.retryable
+
+
+def test_truncated_then_good_answer_recovers(
+    make_provider: ProviderFactory, server: TlsServer
+) -> None:
+    server.queue(Reply(body=credentials_body(), truncate_at=60))
+    assert make_provider().fetch().access_key_id == "ASIATEST"
+    assert server.request_count == 2
+
+
+def test_connection_refused(device: DeviceFiles, ca_file: str) -> None:
+    with socket.socket() as placeholder:  # a port nobody listens on
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    provider = IotCredentialProvider(
+        endpoint=f"127.0.0.1:{port}",
+        role_alias="a",
+        certificate=device.certificate_file,
+        private_key=device.private_key_file,
+        ca=ca_file,
+        max_attempts=1,
+        trust_env=False,
+    )
+    with provider, pytest.raises(errors.ConnectError, match="refused") as caught:
+        provider.fetch()
+    assert caught.value.crt_error == "AWS_IO_SOCKET_CONNECTION_REFUSED"
+
+
+def test_server_certificate_from_another_ca(
+    make_provider: ProviderFactory, server: TlsServer
+) -> None:
+    with pytest.raises(errors.TlsHandshakeError, match="not signed by the CA") as caught:
+        make_provider(ca=trustme.CA().cert_pem.bytes(), max_attempts=1).fetch()
+    assert not caught.value.retryable
+    assert server.request_count == 0
+
+
+def test_client_certificate_the_server_does_not_trust(
+    make_provider: ProviderFactory, tmp_path: Path, server: TlsServer
+) -> None:
+    stranger = issue_device(trustme.CA(), str(tmp_path), "stranger")
+    with pytest.raises(errors.NetworkError):
+        make_provider(
+            certificate=stranger.certificate_file,
+            private_key=stranger.private_key_file,
+            max_attempts=1,
+            timeout=5,
+        ).fetch()
+    assert server.request_count == 0
+
+
+def test_verify_peer_false_accepts_any_server(make_provider: ProviderFactory) -> None:
+    provider = make_provider(ca=trustme.CA().cert_pem.bytes(), verify_peer=False)
+    assert provider.fetch().access_key_id == "ASIATEST"
+
+
+# --- configuration errors, all at construction --------------------------------------------
+
+
+@pytest.fixture
+def files(tmp_path: Path, device: DeviceFiles) -> dict[str, str]:
+    other = issue_device(trustme.CA(), str(tmp_path), "other")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    return {
+        "missing": str(tmp_path / "missing.pem"),
+        "directory": str(tmp_path),
+        "not_pem": str(text),
+        "other_key": other.private_key_file,
+        "certificate": device.certificate_file,
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error_class", "fragment"),
+    [
+        pytest.param(
+            {"certificate": "missing"}, errors.CredentialFileError, "does not exist", id="missing"
+        ),
+        pytest.param(
+            {"private_key": "directory"}, errors.CredentialFileError, "directory", id="dir"
+        ),
+        pytest.param({"certificate": "not_pem"}, errors.InvalidPemError, "not PEM", id="not-pem"),
+        pytest.param(
+            {"certificate": b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"},
+            errors.InvalidPemError,
+            "not a valid PEM X.509",
+            id="corrupt-cert",
+        ),
+        pytest.param(
+            {"private_key": "certificate"},
+            errors.InvalidPemError,
+            "not a valid PEM private key",
+            id="cert-as-key",
+        ),
+        pytest.param(
+            {"private_key": "other_key"}, errors.KeyMismatchError, "does not match", id="mismatch"
+        ),
+        pytest.param({"ca": "not_pem"}, errors.InvalidPemError, "not PEM", id="ca-not-pem"),
+        pytest.param(
+            {"pkcs11": Pkcs11Config(pkcs11_lib="/x.so")},
+            errors.ConflictingOptionsError,
+            "Both private_key and pkcs11",
+            id="both",
+        ),
+        pytest.param(
+            {"private_key": None}, errors.ConflictingOptionsError, "Neither", id="neither"
+        ),
+        pytest.param(
+            {"private_key": None, "pkcs11": Pkcs11Config(pkcs11_lib="/nonexistent/lib.so")},
+            errors.Pkcs11Error,
+            "does not exist",
+            id="pkcs11-missing",
+        ),
+        pytest.param(
+            {"endpoint": "a1-ats.iot.us-east-1.amazonaws.com"},
+            errors.InvalidEndpointError,
+            "data endpoint",
+            id="data-endpoint",
+        ),
+        pytest.param(
+            {"role_alias": "bad/alias"}, errors.ConfigurationError, "Role alias", id="alias"
+        ),
+        pytest.param(
+            {"thing_name": "bad thing"}, errors.ConfigurationError, "Thing name", id="thing"
+        ),
+        pytest.param({"timeout": 0}, errors.ConfigurationError, "timeout", id="timeout"),
+        pytest.param({"max_attempts": 0}, errors.ConfigurationError, "max_attempts", id="attempts"),
+        pytest.param(
+            {"proxy": "https://proxy:3128"}, errors.ConfigurationError, "not an http", id="proxy"
+        ),
+    ],
+)
+def test_configuration_errors_name_the_fix(
+    make_provider: ProviderFactory,
+    files: dict[str, str],
+    overrides: dict[str, object],
+    error_class: type[errors.ConfigurationError],
+    fragment: str,
+) -> None:
+    resolved = {
+        name: files.get(value, value) if isinstance(value, str) and name != "endpoint" else value
+        for name, value in overrides.items()
+    }
+    with pytest.raises(error_class, match=fragment) as caught:
+        make_provider(**resolved)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_a_file_that_is_not_a_pkcs11_module(
+    make_provider: ProviderFactory, files: dict[str, str]
+) -> None:
+    with pytest.raises(errors.Pkcs11Error, match=r"Cannot load .* as a PKCS#11 module"):
+        make_provider(private_key=None, pkcs11=Pkcs11Config(pkcs11_lib=files["not_pem"]))
+
+
+def test_expired_certificate_is_refused_before_any_request(
+    make_provider: ProviderFactory, ca: trustme.CA, server: TlsServer
+) -> None:
+    long_ago = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    leaf = ca.issue_cert("old.example", not_before=long_ago, not_after=long_ago + timedelta(1))
+    with pytest.raises(errors.CertificateExpiredError, match="expired on 2020-01-02"):
+        make_provider(
+            certificate=leaf.cert_chain_pems[0].bytes(),
+            private_key=leaf.private_key_pem.bytes(),
+        )
+    assert server.request_count == 0
+
+
+def test_private_key_never_in_errors_or_reprs(
+    make_provider: ProviderFactory, device: DeviceFiles, files: dict[str, str]
+) -> None:
+    provider = make_provider(private_key=device.private_key_pem)
+    assert "PRIVATE KEY" not in repr(provider)
+    with pytest.raises(errors.KeyMismatchError) as caught:
+        make_provider(private_key=Path(files["other_key"]).read_bytes())
+    assert "PRIVATE KEY" not in str(caught.value)
+    assert "hunter2" not in repr(Pkcs11Config(pkcs11_lib="/x.so", user_pin="hunter2"))
+
+
+def test_close_interrupts_a_backoff_wait(make_provider: ProviderFactory, server: TlsServer) -> None:
+    server.set_default(Reply(status=503, body=error_body("down")))
+    provider = make_provider(max_attempts=10, timeout=60)
+    outcome: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            provider.fetch()
+        except errors.ServiceUnavailableError as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=fetch)
+    thread.start()
+    while server.request_count == 0:
+        time.sleep(0.01)
+    provider.close()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert len(outcome) == 1
