@@ -1,0 +1,68 @@
+"""End to end: credentials fetched over mutual TLS signed inside a SoftHSM2 token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from awsiot_credentialhelper.exceptions import CredentialHelperError, TlsHandshakeError
+
+from ..conftest import ProviderFactory
+from ..servers import TlsServer
+from .conftest import PIN, THING_TOKEN, Tokens, issue
+
+pytestmark = pytest.mark.pkcs11
+
+
+@pytest.mark.parametrize("key_label", ["ec_key", "rsa_key"])
+@pytest.mark.parametrize("as_path", [True, False], ids=["certificate-path", "certificate-bytes"])
+def test_fetch_through_the_token(
+    make_provider: ProviderFactory,
+    server: TlsServer,
+    *,
+    tokens: Tokens,
+    ca: trustme.CA,
+    tmp_path: Path,
+    key_label: str,
+    as_path: bool,
+) -> None:
+    key = tokens.ec_key if key_label == "ec_key" else tokens.rsa_key
+    certificate_pem = issue(ca, key)
+    certificate_file = tmp_path / "hsm-device.pem.crt"
+    certificate_file.write_bytes(certificate_pem)
+    provider = make_provider(
+        certificate=str(certificate_file) if as_path else certificate_pem,
+        private_key=None,
+        pkcs11=tokens.hsm.config(
+            user_pin=PIN, token_label=THING_TOKEN, private_key_label=key_label
+        ),
+    )
+    assert provider.fetch().access_key_id == "ASIATEST"
+    presented = server.received[-1].client_certificate
+    assert presented is not None
+    assert x509.load_der_x509_certificate(presented) == x509.load_pem_x509_certificate(
+        certificate_pem
+    )
+
+
+def test_certificate_of_another_key_fails_the_handshake(
+    make_provider: ProviderFactory, server: TlsServer, tokens: Tokens, ca: trustme.CA
+) -> None:
+    """The token signs with its key, the server checks against the certificate: no match."""
+    stranger = issue(ca, ec.generate_private_key(ec.SECP256R1()))
+    provider = make_provider(
+        certificate=stranger,
+        private_key=None,
+        pkcs11=tokens.hsm.config(user_pin=PIN, token_label=THING_TOKEN, private_key_label="ec_key"),
+        max_attempts=1,
+    )
+    with pytest.raises(CredentialHelperError) as caught:
+        provider.fetch()
+    assert isinstance(caught.value, TlsHandshakeError), repr(caught.value)
+    assert server.request_count == 0
+    assert PIN not in str(caught.value)
+    assert "the server refused this device's certificate" in str(caught.value)
