@@ -68,12 +68,18 @@ def _bypassed(host: str, no_proxy: str) -> bool:
             continue
         if entry == "*":
             return True
-        entry = entry.lstrip(".").split(":")[0] if not entry.startswith("[") else entry.strip("[]")
+        entry = _without_port(entry).lstrip(".")
         if host == entry or host.endswith("." + entry):
             return True
         if _in_network(host, entry):
             return True
     return False
+
+
+def _without_port(entry: str) -> str:
+    if entry.startswith("["):
+        return entry[1:].split("]", 1)[0]
+    return entry.split(":", 1)[0] if entry.count(":") == 1 else entry
 
 
 def _in_network(host: str, entry: str) -> bool:
