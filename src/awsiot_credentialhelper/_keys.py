@@ -104,7 +104,7 @@ class Pkcs11Config:
 
     Same fields as 1.x. Select the token by ``slot_id`` or ``token_label`` (or neither when there
     is only one), and the key by ``private_key_label`` (or neither when the token holds one key).
-    The PIN never appears in a ``repr``. ``parse_pkcs11_uri`` builds one from an RFC 7512 URI.
+    The PIN never appears in a ``repr``. :meth:`from_uri` reads an RFC 7512 ``pkcs11:`` URI.
     """
 
     pkcs11_lib: str
@@ -112,6 +112,22 @@ class Pkcs11Config:
     slot_id: Optional[int] = None
     token_label: Optional[str] = None
     private_key_label: Optional[str] = None
+
+    @classmethod
+    def from_uri(cls, uri: str, *, default_module_path: Optional[str] = None) -> Pkcs11Config:
+        """The config a ``pkcs11:token=...;object=...?module-path=...&pin-source=file:...`` names.
+
+        Supported: ``token``, ``slot-id``, ``object``, ``type=private``; ``module-path``,
+        ``pin-source`` (a ``file:`` URI; one trailing newline is stripped) and ``pin-value``.
+
+        Raises:
+            Pkcs11Error: malformed, an attribute awscrt cannot select on, no module path, or an
+                unreadable PIN file. The message never holds the PIN.
+        """
+        # Imported here: _pkcs11_uri builds this class.
+        from ._pkcs11_uri import parse_pkcs11_uri  # noqa: PLC0415
+
+        return parse_pkcs11_uri(uri, default_module_path=default_module_path)
 
 
 class Pkcs11Key:

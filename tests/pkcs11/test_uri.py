@@ -127,6 +127,12 @@ def test_refuses(uri: str, message: str) -> None:
     assert isinstance(caught.value, ValueError)
 
 
+def test_from_uri_is_the_public_spelling() -> None:
+    uri = f"pkcs11:token=t;object=k{Q}&pin-value=1234"
+    assert Pkcs11Config.from_uri(uri) == parse_pkcs11_uri(uri)
+    assert Pkcs11Config.from_uri("pkcs11:token=t", default_module_path=LIB).pkcs11_lib == LIB
+
+
 def test_default_module_path_fills_a_missing_one_only() -> None:
     assert parse_pkcs11_uri("pkcs11:token=t", default_module_path="/d.so").pkcs11_lib == "/d.so"
     assert parse_pkcs11_uri(f"pkcs11:token=t{Q}", default_module_path="/d.so").pkcs11_lib == LIB
