@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -83,6 +84,8 @@ class Emulator:
         self._moto: Optional[MotoServer] = None
         self._server: Optional[TlsHttpServer] = None
         self._ca_file: Optional[Path] = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     def __repr__(self) -> str:
         state = f"endpoint={self.endpoint!r}" if self.running else "stopped"
@@ -127,6 +130,10 @@ class Emulator:
             stack.close()
         self._server = None
         self._moto = None
+        with self._clients_lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -182,12 +189,23 @@ class Emulator:
     # --- AWS API access -------------------------------------------------------------------------
 
     def session(self) -> boto3.Session:
-        """A boto3 session with dummy credentials; create clients with :meth:`client`."""
+        """A new boto3 session with dummy credentials; create its clients with
+        ``endpoint_url=emu.aws_endpoint_url`` (or use :meth:`client`)."""
         return aws_session(self.region)
 
     def client(self, service: str) -> Any:
-        """A boto3 client for ``service`` (``"iot"``, ``"iam"``, ``"sts"`` ...) against moto."""
-        return aws_client(service, endpoint_url=self.aws_endpoint_url, region=self.region)
+        """A boto3 client for ``service`` (``"iot"``, ``"iam"``, ``"sts"`` ...) against moto.
+
+        Clients are cached per service (boto3 clients are thread-safe, and building one
+        costs ~0.2 s of model loading).
+        """
+        url = self.aws_endpoint_url
+        with self._clients_lock:
+            client = self._clients.get(service)
+            if client is None:
+                client = aws_client(service, endpoint_url=url, region=self.region)
+                self._clients[service] = client
+            return client
 
     def role_alias_arn(self, alias: str) -> str:
         """The ARN an IoT policy uses to name ``alias`` in this emulator's account and region."""
