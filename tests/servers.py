@@ -86,10 +86,12 @@ class TlsServer:
         client_ca: Optional[trustme.CA] = None,
         default: ReplySource = Reply(body=b""),
         maximum_version: Optional[ssl.TLSVersion] = None,
+        port: int = 0,
     ) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
-        self._listener.bind((host, 0))
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((host, port))
         self._listener.listen(64)
         self._listener.settimeout(0.2)
         self.host = host
@@ -224,6 +226,7 @@ def _render(reply: Reply) -> bytes:
     if "content-length" not in names:
         headers.append(("Content-Length", str(len(reply.body))))
     headers.append(("Content-Type", "application/json"))
+    headers.append(("Connection", "close"))  # one request per connection, said so
     head = f"HTTP/1.1 {reply.status} Status\r\n" + "".join(f"{n}: {v}\r\n" for n, v in headers)
     return head.encode() + b"\r\n" + reply.body
 

@@ -1,0 +1,98 @@
+"""How long ``credential-process`` takes, cached and uncached, next to a bare Python start.
+
+Targets (from the issue): cached <= 1.5 x ``python -c pass``; uncached <= bare start + one
+fetch + ``import awscrt``. Runs against a loopback mTLS server (tests/servers.py), so no
+traffic leaves the machine. Runs are interleaved so machine load affects every figure alike.
+
+    .venv/bin/python bench/cli_startup.py [--runs 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trustme
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import Reply, TlsServer, credentials_body, issue_device  # noqa: E402
+
+SCRIPT = str(Path(sys.executable).with_name("awsiot-credentialhelper"))
+
+
+def timed(command: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, timeout=60, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{command[0]} failed: {done.stderr.decode()}")
+    return elapsed
+
+
+def describe(name: str, samples: list[float]) -> str:
+    ms = sorted(s * 1000 for s in samples)
+    return (
+        f"{name:<28} min {ms[0]:7.1f} ms   median {statistics.median(ms):7.1f} ms   "
+        f"p90 {ms[int(len(ms) * 0.9) - 1]:7.1f} ms"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=40, help="runs per figure (default 40)")
+    runs = parser.parse_args().runs
+    ca = trustme.CA()
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        TlsServer(ca, default=Reply(body=credentials_body())) as server,
+    ):
+        ca_file = os.path.join(directory, "ca.pem")
+        ca.cert_pem.write_to_path(ca_file)
+        device = issue_device(ca, directory)
+        env = dict(os.environ, AWSIOT_CREDENTIAL_CACHE_DIR=os.path.join(directory, "cache"))
+        process = [
+            SCRIPT,
+            "credential-process",
+            f"--endpoint={server.endpoint}",
+            "--role-alias=bench",
+            f"--certificate={device.certificate_file}",
+            f"--private-key={device.private_key_file}",
+            f"--ca={ca_file}",
+        ]
+        commands = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "python -c 'import awscrt'": [sys.executable, "-c", "import awscrt.http"],
+            "credential-process cached": process,
+            "credential-process --no-cache": [*process, "--no-cache"],
+        }
+        timed(process, env)  # fill the cache (and warm the page cache)
+        samples: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(runs):
+            for name, command in commands.items():
+                samples[name].append(timed(command, env))
+        fetches = server.request_count
+    for name, values in samples.items():
+        print(describe(name, values))
+    bare = statistics.median(samples["python -c pass"])
+    crt = statistics.median(samples["python -c 'import awscrt'"]) - bare
+    cached = statistics.median(samples["credential-process cached"])
+    uncached = statistics.median(samples["credential-process --no-cache"])
+    print(f"cached / bare start (median): {cached / bare:.2f}x   (target <= 1.5x)")
+    print(
+        f"uncached: {uncached * 1000:.1f} ms; bare + import awscrt = {(bare + crt) * 1000:.1f} ms, "
+        f"so one fetch plus the rest costs {(uncached - bare - crt) * 1000:.1f} ms"
+    )
+    print(f"server saw {fetches} requests for {runs} uncached runs (+1 to fill the cache)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
