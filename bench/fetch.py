@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from awscrt import auth, io
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from awsiot_credentialhelper import IotCredentialProvider
