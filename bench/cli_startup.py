@@ -58,6 +58,10 @@ def main() -> int:
         ca.cert_pem.write_to_path(ca_file)
         device = issue_device(ca, directory)
         env = dict(os.environ, AWSIOT_CREDENTIAL_CACHE_DIR=os.path.join(directory, "cache"))
+        # An installed package has its bytecode compiled; give every run a private, warm
+        # bytecode cache instead of recompiling the sources (this tree sets DONTWRITEBYTECODE).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(directory, "pycache")
         process = [
             SCRIPT,
             "credential-process",
@@ -70,10 +74,17 @@ def main() -> int:
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "python -c 'import awscrt'": [sys.executable, "-c", "import awscrt.http"],
+            # The floor set by the package's own __init__ (it imports typing, hence re).
+            "import awsiot_credentialhelper": [
+                sys.executable,
+                "-c",
+                "import awsiot_credentialhelper",
+            ],
             "credential-process cached": process,
             "credential-process --no-cache": [*process, "--no-cache"],
         }
-        timed(process, env)  # fill the cache (and warm the page cache)
+        for command in commands.values():  # fill the caches (bytecode, page cache, credentials)
+            timed(command, env)
         samples: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(runs):
             for name, command in commands.items():
@@ -85,7 +96,10 @@ def main() -> int:
     crt = statistics.median(samples["python -c 'import awscrt'"]) - bare
     cached = statistics.median(samples["credential-process cached"])
     uncached = statistics.median(samples["credential-process --no-cache"])
-    print(f"cached / bare start (median): {cached / bare:.2f}x   (target <= 1.5x)")
+    floor = statistics.median(samples["import awsiot_credentialhelper"])
+    best = min(samples["credential-process cached"]) / min(samples["python -c pass"])
+    print(f"cached / bare start: median {cached / bare:.2f}x, min {best:.2f}x (target <= 1.5x)")
+    print(f"(importing the package alone costs {floor / bare:.2f}x a bare start)")
     print(
         f"uncached: {uncached * 1000:.1f} ms; bare + import awscrt = {(bare + crt) * 1000:.1f} ms, "
         f"so one fetch plus the rest costs {(uncached - bare - crt) * 1000:.1f} ms"
