@@ -85,7 +85,7 @@ class CredentialProviderApp:
         thing_name = request.headers.get(THING_NAME_HEADER)
 
         def record(response: HttpResponse, outcome: str, cert_id: Optional[str]) -> HttpResponse:
-            def on_sent(seconds: float) -> None:
+            def on_ready(seconds: float) -> None:
                 self._journal.add(
                     RequestRecord(
                         request_id=request_id,
@@ -101,7 +101,7 @@ class CredentialProviderApp:
                     )
                 )
 
-            return _replace(response, on_sent=on_sent)
+            return _replace(response, on_ready=on_ready)
 
         if match is None:
             response = self._error(404, "Not Found", "ResourceNotFoundException", request_id)
@@ -136,7 +136,7 @@ class CredentialProviderApp:
         response = self._error(status, message, "BadRequestException", request_id)
         received = self._clock()
 
-        def on_sent(seconds: float) -> None:
+        def on_ready(seconds: float) -> None:
             self._journal.add(
                 RequestRecord(
                     request_id=request_id,
@@ -152,7 +152,7 @@ class CredentialProviderApp:
                 )
             )
 
-        return _replace(response, close=True, on_sent=on_sent)
+        return _replace(response, close=True, on_ready=on_ready)
 
     # --- building answers -------------------------------------------------------------------
 

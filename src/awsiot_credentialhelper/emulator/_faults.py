@@ -22,9 +22,9 @@ class FaultKind(enum.Enum):
 
     #: Answer with the fault's status and body instead of the real answer.
     RESPOND = "respond"
-    #: Announce a Content-Length, send only part of the body, then close the connection.
+    #: Announce a Content-Length larger than the body, send the body, then close.
     TRUNCATE = "truncate"
-    #: Close the connection after sending part of the status line and headers.
+    #: Close the connection part-way through the status line (after ``HTTP/1.``).
     DISCONNECT = "disconnect"
 
 
@@ -40,7 +40,7 @@ class Fault:
     """
 
     kind: FaultKind
-    status: int = 500
+    status: int = 200
     body: bytes = b""
     error_type: Optional[str] = None
 
@@ -150,11 +150,14 @@ class Controls:
         self._queue(count, Fault(FaultKind.RESPOND, status, b"<html>\x00\xffnot json", None))
 
     def truncate_next(self, count: int = 1) -> None:
-        """Send a Content-Length larger than the body, send half, then close the connection."""
+        """Announce a Content-Length larger than the body sent, then close the connection.
+
+        The body is the start of a success answer with placeholder values (no real secrets).
+        """
         self._queue(count, Fault(FaultKind.TRUNCATE, 200))
 
     def disconnect_next(self, count: int = 1) -> None:
-        """Close the connection part-way through the status line and headers."""
+        """Send the first bytes of the status line (``HTTP/1.``), then close the connection."""
         self._queue(count, Fault(FaultKind.DISCONNECT))
 
     def pending_faults(self) -> int:

@@ -113,7 +113,8 @@ class HttpResponse:
         body: The body bytes.
         delivery: Whole, or cut short on purpose (test faults).
         close: Close the connection after sending.
-        on_sent: Called once after sending (or failing to), with the seconds spent.
+        on_ready: Called once just before sending, with the seconds since the request head
+            was complete.
     """
 
     status: int
@@ -121,7 +122,7 @@ class HttpResponse:
     body: bytes
     delivery: Delivery = Delivery.FULL
     close: bool = False
-    on_sent: Optional[Callable[[float], None]] = dataclasses.field(
+    on_ready: Optional[Callable[[float], None]] = dataclasses.field(
         default=None, repr=False, compare=False
     )
 

@@ -34,8 +34,8 @@ class RequestRecord:
         outcome: A short label: an ``Outcome`` name (``SUCCESS``, ``ACCESS_DENIED`` ...),
             ``FAULT_RESPOND``/``FAULT_TRUNCATE``/``FAULT_DISCONNECT``, ``NOT_FOUND``,
             ``METHOD_NOT_ALLOWED`` or ``BAD_REQUEST``.
-        handling_seconds: Time from the complete request head to the last byte written,
-            including any injected latency.
+        handling_seconds: Time from the complete request head to the answer being ready to
+            write (decision, credentials and any injected latency; writing takes microseconds).
     """
 
     request_id: str

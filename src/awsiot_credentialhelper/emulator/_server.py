@@ -32,6 +32,7 @@ MAX_HEAD_BYTES = 16 * 1024
 #: A credential request has no body; accept (and discard) a small one from odd clients.
 MAX_BODY_BYTES = 64 * 1024
 _RECV_CHUNK = 16 * 1024
+_DISCONNECT_AFTER = len(b"HTTP/1.")
 
 
 class Handler(Protocol):
@@ -261,16 +262,19 @@ class TlsHttpServer:
     ) -> bool:
         """Send ``response`` as its delivery says; return whether it went out whole.
 
-        ``started`` is when the request head was complete: ``on_sent`` gets the time since.
+        ``started`` is when the request head was complete: ``on_ready`` gets the time since,
+        just before the first byte is written, so the journal is up to date by the time the
+        client has its answer.
         """
-        if started is None:
-            started = time.monotonic()
-        deadline = time.monotonic() + self._read_timeout
+        now = time.monotonic()
+        if response.on_ready is not None:
+            response.on_ready(now - (started if started is not None else now))
+        deadline = now + self._read_timeout
         whole = False
         try:
             if response.delivery is Delivery.DISCONNECT:
-                head = render_head(response)
-                connection.send(head[: max(1, len(head) // 2)], deadline)
+                # Cut inside "HTTP/1.1": no client can read a status out of it.
+                connection.send(render_head(response)[:_DISCONNECT_AFTER], deadline)
             elif response.delivery is Delivery.TRUNCATE:
                 announced = len(response.body) * 2 + 1
                 connection.send(render_head(response, announced) + response.body, deadline)
@@ -279,9 +283,6 @@ class TlsHttpServer:
                 whole = True
         except (_ClosedError, _DeadlineError, OSError):
             whole = False
-        finally:
-            if response.on_sent is not None:
-                response.on_sent(time.monotonic() - started)
         return whole
 
 

@@ -1,0 +1,286 @@
+"""The TLS/HTTP server under bad input: it answers properly, never crashes, keeps serving."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import http.client
+import os
+import socket
+import ssl
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from awsiot_credentialhelper.emulator import Device, Emulator
+
+from ._client import TIMEOUT, Answer, connect, credentials_path, fetch, request, tls_context
+
+
+@contextlib.contextmanager
+def raw_tls(emulator: Emulator, device: Device) -> Iterator[ssl.SSLSocket]:
+    """A TLS socket with the device's certificate, for sending bytes no HTTP client would."""
+    context = tls_context(emulator.ca_file, device.certificate_file, device.private_key_file)
+    sock = socket.create_connection(("127.0.0.1", emulator.port), timeout=TIMEOUT)
+    with context.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+        yield tls
+
+
+def read_all(sock: socket.socket) -> bytes:
+    """Read until the server closes the connection (bounded by the socket's timeout)."""
+    chunks = []
+    with contextlib.suppress(ssl.SSLError, ConnectionResetError):
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def still_serving(emulator: Emulator, device: Device) -> bool:
+    return fetch(emulator, device).status == 200
+
+
+# --- transport-level abuse -------------------------------------------------------------------
+
+
+def test_plain_text_garbage_is_dropped(iot_emulator: Emulator, iot_device: Device) -> None:
+    with socket.create_connection(("127.0.0.1", iot_emulator.port), timeout=TIMEOUT) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + os.urandom(256))
+        assert b"HTTP/1.1 200" not in read_all(sock)  # a TLS alert at most, then the FIN
+    assert still_serving(iot_emulator, iot_device)
+
+
+def test_silent_client_is_dropped(iot_emulator: Emulator, iot_device: Device) -> None:
+    with socket.create_connection(("127.0.0.1", iot_emulator.port), timeout=TIMEOUT) as sock:
+        sock.close()
+    assert still_serving(iot_emulator, iot_device)
+
+
+def test_client_without_certificate_fails_the_handshake(
+    iot_emulator: Emulator, iot_device: Device
+) -> None:
+    connection = connect(iot_emulator, None, None)
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        # TLS 1.3 reports the missing certificate after the client's handshake completes.
+        request(connection, credentials_path(iot_device.role_alias))
+    connection.close()
+    assert still_serving(iot_emulator, iot_device)
+
+
+def test_server_certificate_is_valid_for_localhost_names(
+    iot_emulator: Emulator, iot_device: Device
+) -> None:
+    for host in ("localhost", "127.0.0.1"):
+        connection = connect(
+            iot_emulator, iot_device.certificate_file, iot_device.private_key_file, host=host
+        )
+        try:
+            assert request(connection, credentials_path(iot_device.role_alias)).status == 200
+            assert isinstance(connection.sock, ssl.SSLSocket)
+            assert connection.sock.version() in ("TLSv1.2", "TLSv1.3")
+        finally:
+            connection.close()
+
+
+def test_tls_1_2_clients_are_served(iot_emulator: Emulator, iot_device: Device) -> None:
+    context = tls_context(
+        iot_emulator.ca_file, iot_device.certificate_file, iot_device.private_key_file
+    )
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", iot_emulator.port, context=context, timeout=TIMEOUT
+    )
+    try:
+        answer = request(connection, credentials_path(iot_device.role_alias))
+        assert answer.status == 200
+    finally:
+        connection.close()
+
+
+# --- HTTP-level abuse --------------------------------------------------------------------------
+
+
+def test_unknown_path_is_a_json_404(iot_emulator: Emulator, iot_device: Device) -> None:
+    connection = connect(iot_emulator, iot_device.certificate_file, iot_device.private_key_file)
+    try:
+        answer = request(connection, "/nothing/here")
+        assert (answer.status, answer.json()) == (404, {"message": "Not Found"})
+        assert answer.headers["content-type"] == "application/json"
+        assert "x-amzn-requestid" in answer.headers
+        # The connection stays usable.
+        assert request(connection, credentials_path(iot_device.role_alias)).status == 200
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "HEAD"])
+def test_other_methods_are_a_405(iot_emulator: Emulator, iot_device: Device, method: str) -> None:
+    connection = connect(iot_emulator, iot_device.certificate_file, iot_device.private_key_file)
+    try:
+        answer = request(connection, credentials_path(iot_device.role_alias), method=method)
+        assert answer.status == 405
+        assert answer.headers["allow"] == "GET"
+        if method != "HEAD":
+            assert answer.json() == {"message": "Method Not Allowed"}
+    finally:
+        connection.close()
+
+
+def test_oversized_head_is_a_431(iot_emulator: Emulator, iot_device: Device) -> None:
+    with raw_tls(iot_emulator, iot_device) as tls:
+        tls.sendall(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+        reply = read_all(tls)
+    assert reply.startswith(b"HTTP/1.1 431 ")
+    assert b'{"message":"Request head too large"}' in reply
+    assert still_serving(iot_emulator, iot_device)
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        pytest.param(b"NONSENSE\r\n\r\n", 400, id="bad-request-line"),
+        pytest.param(b"GET / HTTP/3\r\n\r\n", 400, id="bad-version"),
+        pytest.param(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501, id="chunked"),
+        pytest.param(b"GET / HTTP/1.1\r\nContent-Length: 999999\r\n\r\n", 413, id="huge-body"),
+    ],
+)
+def test_malformed_requests_get_an_error_and_a_close(
+    iot_emulator: Emulator, iot_device: Device, head: bytes, status: int
+) -> None:
+    with raw_tls(iot_emulator, iot_device) as tls:
+        tls.sendall(head)
+        reply = read_all(tls)
+    assert reply.startswith(f"HTTP/1.1 {status} ".encode())
+    assert b"Connection: close" in reply
+    assert iot_emulator.stats().by_outcome == {"BAD_REQUEST": 1}
+
+
+def test_small_request_body_is_read_and_ignored(iot_emulator: Emulator, iot_device: Device) -> None:
+    path = credentials_path(iot_device.role_alias).encode()
+    with raw_tls(iot_emulator, iot_device) as tls:
+        tls.sendall(
+            b"GET " + path + b" HTTP/1.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+        )
+        reply = read_all(tls)
+    assert reply.startswith(b"HTTP/1.1 200 ")
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(
+    iot_emulator: Emulator, iot_device: Device
+) -> None:
+    connection = connect(iot_emulator, iot_device.certificate_file, iot_device.private_key_file)
+    try:
+        statuses = [
+            request(connection, credentials_path(iot_device.role_alias)).status for _ in range(3)
+        ]
+    finally:
+        connection.close()
+    assert statuses == [200, 200, 200]
+
+
+def test_http_1_0_closes_after_the_answer(iot_emulator: Emulator, iot_device: Device) -> None:
+    path = credentials_path(iot_device.role_alias).encode()
+    with raw_tls(iot_emulator, iot_device) as tls:
+        tls.sendall(b"GET " + path + b" HTTP/1.0\r\n\r\n")
+        reply = read_all(tls)  # returns because the server closes
+    assert reply.startswith(b"HTTP/1.1 200 ")
+
+
+def test_slow_and_idle_clients_are_timed_out(tmp_path: Path) -> None:
+    with Emulator(directory=tmp_path, read_timeout=0.3) as emulator:
+        device = emulator.provision_device("slow-client")
+        with raw_tls(emulator, device) as tls:
+            tls.sendall(b"GET /role-aliases/")  # ...and never the rest
+            assert read_all(tls).startswith(b"HTTP/1.1 408 ")
+        with raw_tls(emulator, device) as tls:
+            assert read_all(tls) == b""  # idle: closed without an answer
+        assert still_serving(emulator, device)
+
+
+def test_connections_beyond_the_limit_are_closed(tmp_path: Path) -> None:
+    with Emulator(directory=tmp_path, max_connections=1) as emulator:
+        device = emulator.provision_device("limited")
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(raw_tls(emulator, device))
+            extra = socket.create_connection(("127.0.0.1", emulator.port), timeout=TIMEOUT)
+            stack.enter_context(extra)
+            assert read_all(extra) == b""  # closed at once
+        # The held connection's slot frees once its thread sees the close: allow a moment.
+        for _ in range(100):
+            with contextlib.suppress(ssl.SSLError, ConnectionError):
+                if still_serving(emulator, device):
+                    break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the server did not serve again after the held connection closed")
+
+
+# --- concurrency, addresses, lifecycle ---------------------------------------------------------
+
+
+def test_concurrent_clients(iot_emulator: Emulator, iot_device: Device) -> None:
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: fetch(iot_emulator, iot_device), range(48)))
+    assert {answer.status for answer in answers} == {200}
+    keys = {answer.json()["credentials"]["accessKeyId"] for answer in answers}
+    assert len(keys) == 48  # every request minted its own credentials
+    assert iot_emulator.stats().by_outcome == {"SUCCESS": 48}
+
+
+def ipv6_loopback_available() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback here")
+def test_ipv6_loopback(tmp_path: Path) -> None:
+    with Emulator(directory=tmp_path, host="::1") as emulator:
+        device = emulator.provision_device("ipv6-device")
+        assert emulator.endpoint.startswith("[::1]:")
+        assert device.endpoint == emulator.endpoint
+        answer: Answer = fetch(emulator, device)
+        assert answer.status == 200
+
+
+def test_only_loopback_hosts_are_accepted(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="host must be one of"):
+        Emulator(directory=tmp_path, host="0.0.0.0")  # noqa: S104 - the point of the test
+
+
+def emulator_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("iot-emulator")]
+
+
+def test_stop_closes_sockets_and_joins_threads(tmp_path: Path) -> None:
+    before = set(emulator_threads())
+    emulator = Emulator(directory=tmp_path)
+    with emulator:
+        device = emulator.provision_device("lifecycle")
+        port = emulator.port
+        held = connect(emulator, device.certificate_file, device.private_key_file)
+        assert request(held, credentials_path(device.role_alias)).status == 200  # kept alive
+        assert f"endpoint='127.0.0.1:{port}'" in repr(emulator)
+    assert repr(emulator) == "Emulator(region='us-east-1', stopped)"
+    assert set(emulator_threads()) <= before
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
+    held.close()
+    emulator.stop()  # idempotent
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = emulator.endpoint
+
+
+def test_private_key_files_are_owner_only(iot_emulator: Emulator, iot_device: Device) -> None:
+    server_keys = list(iot_emulator.directory.glob("*.key"))
+    assert server_keys
+    for key_file in [*server_keys, iot_device.private_key_file]:
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
