@@ -77,22 +77,7 @@ def _certificate_usable(
         return False
     if record.ca_certificate_id is not None and record.ca_status != "ACTIVE":
         return False
-    return _not_before(certificate) <= now <= _not_after(certificate)
-
-
-def _not_before(certificate: x509.Certificate) -> datetime.datetime:
-    # cryptography < 42 has only the naive (UTC) accessors.
-    aware = getattr(certificate, "not_valid_before_utc", None)
-    if isinstance(aware, datetime.datetime):
-        return aware
-    return certificate.not_valid_before.replace(tzinfo=datetime.timezone.utc)
-
-
-def _not_after(certificate: x509.Certificate) -> datetime.datetime:
-    aware = getattr(certificate, "not_valid_after_utc", None)
-    if isinstance(aware, datetime.datetime):
-        return aware
-    return certificate.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+    return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
 
 
 def decide(  # noqa: PLR0911 - one return per row of the decision table

@@ -1,0 +1,102 @@
+"""The emulator CLI as users run it: a real subprocess, stopped with a real signal."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._client import TIMEOUT, tls_context
+
+STARTUP_TIMEOUT = 60.0
+
+
+def wait_for_state(process: subprocess.Popen[str], state_file: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if state_file.exists():
+            document: dict[str, Any] = json.loads(state_file.read_text())
+            return document
+        if process.poll() is not None:
+            pytest.fail(f"the emulator exited early with {process.returncode}")
+        time.sleep(0.1)
+    pytest.fail("the emulator did not write emulator.json in time")
+
+
+def mtls_get(document: dict[str, Any], device: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    import http.client  # noqa: PLC0415 - kept next to its only use
+
+    host, _, port = document["endpoint"].rpartition(":")
+    context = tls_context(
+        document["ca_file"], device["certificate_file"], device["private_key_file"]
+    )
+    connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=TIMEOUT)
+    try:
+        connection.request(
+            "GET",
+            f"/role-aliases/{device['role_alias']}/credentials",
+            headers={"x-amzn-iot-thingname": device["thing_name"]},
+        )
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_cli_serves_until_signalled(tmp_path: Path, stop_signal: signal.Signals) -> None:
+    command = [sys.executable, "-m", "awsiot_credentialhelper.emulator", "--dir", str(tmp_path)]
+    command += ["--device", "kitchen", "--device", "garage", "--region", "eu-west-1"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        document = wait_for_state(process, tmp_path / "emulator.json")
+        assert set(document) == {"endpoint", "ca_file", "aws_endpoint_url", "region", "devices"}
+        assert document["region"] == "eu-west-1"
+        assert document["aws_endpoint_url"].startswith("http://127.0.0.1:")
+        assert [d["name"] for d in document["devices"]] == ["kitchen", "garage"]
+        for device in document["devices"]:
+            assert set(device) == {
+                "name",
+                "thing_name",
+                "role_alias",
+                "certificate_file",
+                "private_key_file",
+            }
+            status, body = mtls_get(document, device)
+            assert status == 200
+            assert set(body["credentials"]) >= {"accessKeyId", "expiration"}
+        process.send_signal(stop_signal)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "IoT Credential Provider emulator is running." in stderr
+    assert "Emulator stopped." in stderr
+    assert not (tmp_path / "emulator.json").exists()
+    assert "PRIVATE KEY" not in stderr
+
+
+def test_cli_refuses_duplicate_devices(tmp_path: Path) -> None:
+    from awsiot_credentialhelper.emulator._cli import main  # noqa: PLC0415
+
+    assert main(["--dir", str(tmp_path), "--device", "a", "--device", "a"]) == 2
+
+
+def test_cli_reports_a_busy_port(tmp_path: Path) -> None:
+    import socket  # noqa: PLC0415
+
+    from awsiot_credentialhelper.emulator._cli import main  # noqa: PLC0415
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["--dir", str(tmp_path), "--port", str(port)]) == 1
