@@ -321,8 +321,9 @@ _PKCS11_MESSAGES = {
         "after a few wrong PINs, so do not retry blindly"
     ),
     "CKR_PIN_LOCKED": (
-        "has locked its user PIN after too many wrong PINs: unlock or reset it with the "
-        "security officer (SO) PIN and the token's own tool, then fix user_pin"
+        "is locked after too many wrong PINs: fix user_pin, then unlock the token (an HSM: "
+        "reset the user PIN with the security officer PIN; a TPM: wait out its lockout "
+        "recovery time or run `tpm2_dictionarylockout --clear-lockout`)"
     ),
     "CKR_PIN_EXPIRED": "reports the user PIN has expired: set a new one with the token's tool",
     "CKR_PIN_INVALID": "refused user_pin: it has characters the token does not accept",

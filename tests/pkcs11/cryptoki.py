@@ -1,8 +1,8 @@
 """A few raw PKCS#11 calls (ctypes) to look at a token's state from inside the test process.
 
 awscrt loads the same module into the same process, so the module's state is shared: a login
-awscrt still holds shows up here as ``CKR_USER_ALREADY_LOGGED_IN``. This never calls
-``C_Finalize``, which would pull the module out from under awscrt.
+awscrt still holds shows up here as ``CKR_USER_ALREADY_LOGGED_IN``. Only :meth:`finalize` calls
+``C_Finalize``, which would pull the module out from under a live awscrt context.
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ class Cryptoki:
         result = self._lib.C_Initialize(None)
         if result not in (CKR_OK, CKR_CRYPTOKI_ALREADY_INITIALIZED):
             raise RuntimeError(f"C_Initialize returned {result:#x}")
+
+    def finalize(self) -> None:
+        """``C_Finalize``: only once no awscrt context uses the module any more."""
+        self._lib.C_Finalize.argtypes = [ctypes.c_void_p]
+        self._lib.C_Finalize.restype = ctypes.c_ulong
+        self._lib.C_Finalize(None)
 
     def login_result(self, slot: int, pin: str) -> int:
         """Open a session and log in; return C_Login's result, leaving no login or session."""
