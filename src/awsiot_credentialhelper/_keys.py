@@ -68,8 +68,8 @@ class PemKey:
         if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
             # awscrt (s2n/OpenSSL) and AWS IoT both sign with RSA or ECDSA keys only.
             raise InvalidPemError(
-                f"The {origin} is a {type(key).__name__.replace('PrivateKey', '')} key: AWS IoT "
-                "and awscrt use RSA or EC (P-256, P-384) keys only."
+                f"The {origin} holds a key of type {type(key).__name__.replace('PrivateKey', '')}"
+                ": AWS IoT and awscrt use RSA or EC (P-256, P-384) keys only."
             )
         check_key_matches(certificate, key)
         # awscrt takes no passphrase: hand it the decrypted key, in memory only.
