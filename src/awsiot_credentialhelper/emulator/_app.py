@@ -10,8 +10,8 @@ import dataclasses
 import datetime
 import email.utils
 import logging
+import random
 import re
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Optional
@@ -37,6 +37,15 @@ _TRUNCATED_BODY = (
     + b"y" * 200
     + b'","expiration":"2000-01-01T00:00:00Z"}}'
 )
+
+
+def _request_id() -> str:
+    """A random UUID4 for ``x-amzn-RequestId``.
+
+    Drawn from ``random`` rather than ``os.urandom``: ids need no secrecy, and the syscall
+    would release the GIL mid-request, which costs milliseconds under concurrency.
+    """
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def _utcnow() -> datetime.datetime:
@@ -78,7 +87,7 @@ class CredentialProviderApp:
 
     def handle(self, request: HttpRequest, certificate: x509.Certificate) -> HttpResponse:
         """Answer one parsed request."""
-        request_id = str(uuid.uuid4())
+        request_id = _request_id()
         received = self._clock()
         match = _CREDENTIALS_PATH.match(request.path)
         alias = match.group("alias") if match else None
@@ -110,7 +119,6 @@ class CredentialProviderApp:
             response = self._error(405, "Method Not Allowed", "MethodNotAllowed", request_id)
             return record(_add_header(response, ("Allow", "GET")), "METHOD_NOT_ALLOWED", None)
 
-        started = time.monotonic()
         fault = self._controls.take_fault()
         if fault is not None:
             response = self._fault_response(fault, request_id)
@@ -127,12 +135,11 @@ class CredentialProviderApp:
             )
             response = self._decision_response(decision, request_id)
             outcome, cert_id = decision.outcome.name, decision.certificate_id
-        self._sleep_latency(started)
-        return record(response, outcome, cert_id)
+        return record(_replace(response, delay=self._controls.latency), outcome, cert_id)
 
     def reject(self, status: int, message: str) -> HttpResponse:
         """Answer a request the server could not read; the connection closes after."""
-        request_id = str(uuid.uuid4())
+        request_id = _request_id()
         response = self._error(status, message, "BadRequestException", request_id)
         received = self._clock()
 
@@ -213,11 +220,6 @@ class CredentialProviderApp:
             delivery=delivery,
             close=True,
         )
-
-    def _sleep_latency(self, started: float) -> None:
-        remaining = self._controls.latency - (time.monotonic() - started)
-        if remaining > 0:
-            time.sleep(remaining)
 
 
 def _replace(response: HttpResponse, **changes: Any) -> HttpResponse:

@@ -113,6 +113,7 @@ class HttpResponse:
         body: The body bytes.
         delivery: Whole, or cut short on purpose (test faults).
         close: Close the connection after sending.
+        delay: Seconds to wait before sending (injected latency).
         on_ready: Called once just before sending, with the seconds since the request head
             was complete.
     """
@@ -122,6 +123,7 @@ class HttpResponse:
     body: bytes
     delivery: Delivery = Delivery.FULL
     close: bool = False
+    delay: float = 0.0
     on_ready: Optional[Callable[[float], None]] = dataclasses.field(
         default=None, repr=False, compare=False
     )

@@ -105,6 +105,7 @@ class _UnresolvedError(Exception):
 # --- wildcards and variables -----------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def _wildcards_to_regex(text: str) -> str:
     return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
 

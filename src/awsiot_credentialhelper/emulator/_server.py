@@ -133,6 +133,9 @@ class TlsHttpServer:
         self._handler = handler
         self._read_timeout = read_timeout
         self._slots = threading.BoundedSemaphore(max_connections)
+        # Requests are handled one at a time, like an event loop would: under the GIL,
+        # interleaving them only stretches each one (see bench/emulator.py).
+        self._processing = threading.Lock()
         self._listener = _listen(host, port)
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._stopping = threading.Event()
@@ -252,8 +255,11 @@ class TlsHttpServer:
             return False, self._send(connection, self._handler.reject(408, "Request too slow"))
         except HttpError as exc:
             return False, self._send(connection, self._handler.reject(exc.status, exc.message))
-        started = time.monotonic()
-        response = self._handler.handle(request, certificate)
+        with self._processing:
+            started = time.monotonic()
+            response = self._handler.handle(request, certificate)
+        if response.delay > 0:
+            time.sleep(response.delay)
         whole = self._send(connection, response, started)
         return whole and request.keep_alive and not response.close, whole
 
