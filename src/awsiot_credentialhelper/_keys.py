@@ -153,10 +153,6 @@ class Pkcs11Key:
             raise Pkcs11Error(_load_failure(name, path)) from exc
         self._config = config
 
-    @property
-    def config(self) -> Pkcs11Config:
-        return self._config
-
     def describe(self) -> str:
         config = self._config
         parts = [f"PKCS#11 module {config.pkcs11_lib}"]

@@ -139,6 +139,17 @@ def test_awscrt_reports_each_mistake_at_context_creation(
         assert secret not in repr(error)
 
 
+def test_describe_and_repr_name_the_key_never_the_pin(tokens: Tokens) -> None:
+    key = Pkcs11Key(
+        tokens.hsm.config(user_pin=PIN, slot_id=7, token_label="tok", private_key_label="k")
+    )
+    expected = f"PKCS#11 module {tokens.hsm.module}, token 'tok', slot 7, key 'k'"
+    assert key.describe() == expected
+    assert repr(key) == f"Pkcs11Key({expected})"
+    assert PIN not in repr(key)
+    assert key.explain_crt_error("AWS_IO_SOCKET_TIMEOUT") is None
+
+
 def test_options_are_built_without_touching_the_token(tokens: Tokens, ca: trustme.CA) -> None:
     key = Pkcs11Key(tokens.hsm.config(token_label="no_such_token", user_pin=PIN))
     assert isinstance(key.tls_options(issue(ca, tokens.ec_key)), crt_io.TlsContextOptions)
