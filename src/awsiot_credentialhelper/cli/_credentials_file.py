@@ -33,8 +33,8 @@ CREDENTIAL_KEYS = (
 # configparser's own patterns (SECTCRE, OPTCRE), so a line means here what it means to botocore.
 _SECTION = re.compile(r"\[(?P<header>.+)\]")
 _OPTION = re.compile(
-    r"(?P<indent>\s*)(?P<key>.*?)(?P<separator>\s*[=:]\s*)(?P<value>.*?)(?P<eol>\r?\n|\r)?$",
-    re.DOTALL,
+    r"(?P<indent>[ \t]*)(?P<key>[^\r\n]*?)(?P<separator>[ \t]*[=:][ \t]*)"
+    r"(?P<value>[^\r\n]*?)(?P<eol>\r\n|\n|\r)?\Z"
 )
 _PROFILE_NAME = re.compile(r"[^\[\]\r\n]+")
 

@@ -1,0 +1,210 @@
+"""Shared options: precedence, profiles, conflicts, and the argparse-free fast parse."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from awsiot_credentialhelper.cli import build_parser
+from awsiot_credentialhelper.cli._credential_process import _SWITCHES
+from awsiot_credentialhelper.cli._options import (
+    OPTIONS,
+    Settings,
+    fast_parse,
+    load_profile,
+    pkcs11_config,
+    resolve,
+)
+from awsiot_credentialhelper.exceptions import ConfigurationError, ConflictingOptionsError
+
+PARSER = build_parser("credential-process")
+
+
+def _parse(*arguments: str) -> argparse.Namespace:
+    return PARSER.parse_args(["credential-process", *arguments])
+
+
+def _config(tmp_path: Path, text: str) -> dict[str, str]:
+    path = tmp_path / "config"
+    path.write_text(text)
+    return {"AWS_CONFIG_FILE": str(path)}
+
+
+def test_flag_beats_variable_beats_profile(tmp_path: Path) -> None:
+    environ = _config(
+        tmp_path,
+        "[profile dev]\niot_role_alias = p\niot_thing_name = p\niot_credential_endpoint = p\n",
+    )
+    environ.update(AWSIOT_CREDENTIAL_ROLE_ALIAS="v", AWSIOT_CREDENTIAL_THING_NAME="v")
+    result = resolve(_parse("--profile", "dev", "--role-alias", "f"), environ)
+    assert (result.role_alias, result.thing_name, result.endpoint) == ("f", "v", "p")
+    assert result.sources == {
+        "role_alias": "--role-alias",
+        "thing_name": "$AWSIOT_CREDENTIAL_THING_NAME",
+        "endpoint": "profile 'dev' key iot_credential_endpoint",
+    }
+
+
+def test_profile_from_variable_and_default_section(tmp_path: Path) -> None:
+    environ = _config(tmp_path, "[default]\niot_role_alias = d\n[profile x]\niot_role_alias = x\n")
+    assert resolve(_parse(), {**environ, "AWSIOT_CREDENTIAL_PROFILE": "default"}).role_alias == "d"
+    assert resolve(_parse(), {**environ, "AWSIOT_CREDENTIAL_PROFILE": "x"}).role_alias == "x"
+    assert resolve(_parse(), environ).role_alias is None  # no profile named: not read
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(None, "does not exist", id="missing-file"),
+        pytest.param("[profile other]\n", r"no \[profile dev\] section", id="missing-profile"),
+        pytest.param("key = outside\n[profile dev]\n", "malformed at line 1", id="malformed"),
+    ],
+)
+def test_profile_problems_are_configuration_errors(
+    tmp_path: Path, text: str | None, message: str
+) -> None:
+    environ = {"AWS_CONFIG_FILE": str(tmp_path / "config")}
+    if text is not None:
+        environ = _config(tmp_path, text)
+    with pytest.raises(ConfigurationError, match=message):
+        load_profile("dev", environ)
+
+
+def test_malformed_config_message_does_not_quote_the_file(tmp_path: Path) -> None:
+    environ = _config(tmp_path, "aws_secret_access_key = SECRET\n")
+    with pytest.raises(ConfigurationError) as caught:
+        load_profile("dev", environ)
+    assert "SECRET" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("AWSIOT_CREDENTIAL_TIMEOUT", "soon", "must be a number"),
+        ("AWSIOT_CREDENTIAL_TIMEOUT", "0", "must be positive"),
+        ("AWSIOT_CREDENTIAL_PKCS11_SLOT_ID", "-1", "must be positive"),
+        ("AWSIOT_CREDENTIAL_NO_VERIFY_PEER", "perhaps", "true or false"),
+    ],
+)
+def test_values_are_validated_naming_their_source(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        resolve(_parse(), {variable: value})
+    assert variable in str(caught.value)
+
+
+def test_bool_variables() -> None:
+    assert resolve(_parse(), {"AWSIOT_CREDENTIAL_NO_VERIFY_PEER": "yes"}).no_verify_peer is True
+    assert resolve(_parse(), {"AWSIOT_CREDENTIAL_NO_VERIFY_PEER": "0"}).no_verify_peer is False
+    assert resolve(_parse("--no-verify-peer"), {}).no_verify_peer is True
+
+
+def test_private_key_pem_is_refused_on_the_command_line_but_not_in_a_variable() -> None:
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+    with pytest.raises(ConfigurationError, match="visible to every user"):
+        resolve(_parse("--private-key", pem), {})
+    result = resolve(_parse(), {"AWSIOT_CREDENTIAL_PRIVATE_KEY": pem})
+    assert result.private_key == pem
+    assert "MIIE" not in repr(result)
+    assert "<PEM text>" in repr(result)
+
+
+def test_settings_are_immutable_and_repr_hides_proxy_passwords() -> None:
+    result = Settings(proxy="http://user:hunter2@proxy:3128", role_alias="a")
+    assert "hunter2" not in repr(result)
+    with pytest.raises(AttributeError):
+        result.role_alias = "b"
+
+
+def test_pkcs11_conflicts_name_both_options(tmp_path: Path) -> None:
+    both = Settings(
+        private_key="/k.pem",
+        pkcs11_lib="/lib.so",
+        sources={"private_key": "--private-key", "pkcs11_lib": "--pkcs11-lib"},
+    )
+    with pytest.raises(ConflictingOptionsError, match=r"--private-key.*--pkcs11-lib"):
+        pkcs11_config(both, {})
+    with pytest.raises(ConflictingOptionsError, match="--slot-id given without --pkcs11-lib"):
+        pkcs11_config(Settings(slot_id=1), {})
+    assert pkcs11_config(Settings(private_key="/k.pem"), {}) is None
+
+
+def test_pkcs11_options_and_uri_become_one_config(tmp_path: Path) -> None:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("1234\n")
+    pin_file.chmod(0o600)
+    from_options = pkcs11_config(
+        Settings(pkcs11_lib="/lib.so", token_label="t", key_label="k", pin_file=str(pin_file)),
+        {},
+    )
+    assert from_options is not None
+    assert (from_options.token_label, from_options.private_key_label) == ("t", "k")
+    assert from_options.user_pin == "1234"
+    from_uri = pkcs11_config(
+        Settings(private_key="pkcs11:token=t;object=k", pkcs11_lib="/lib.so"),
+        {"AWSIOT_CREDENTIAL_PKCS11_PIN": "9999"},
+    )
+    assert from_uri is not None
+    assert (from_uri.pkcs11_lib, from_uri.token_label, from_uri.user_pin) == (
+        "/lib.so",
+        "t",
+        "9999",
+    )
+    assert "9999" not in repr(from_uri)
+    with pytest.raises(ConflictingOptionsError, match="keep one"):
+        pkcs11_config(
+            Settings(pkcs11_lib="/lib.so", pin_file=str(pin_file)),
+            {"AWSIOT_CREDENTIAL_PKCS11_PIN": "1"},
+        )
+
+
+# --- the fast parse agrees with argparse ----------------------------------------------------
+
+_WORDS = st.sampled_from(
+    [
+        *(option.flag for option in OPTIONS),
+        "--profile",
+        "--no-cache",
+        "-v",
+        "-vv",
+        "--verbose",
+        "--end",
+        "-h",
+        "--",
+        "value",
+        "-1",
+        "a b",
+        "",
+        "--endpoint=x",
+        "--no-cache=1",
+        "--timeout=2",
+        "--slot-id=3",
+        "--profile=dev",
+        "=",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_WORDS, max_size=8))
+def test_fast_parse_never_disagrees_with_argparse(arguments: list[str]) -> None:
+    fast = fast_parse(arguments, _SWITCHES)
+    if fast is None:
+        return  # argparse decides
+    expected = vars(_parse(*arguments))
+    # argparse converts nothing (types are checked by resolve()), so values match exactly.
+    expected.pop("run")
+    expected.pop("command")
+    assert fast == expected
+
+
+def test_fast_parse_declines_what_it_does_not_know() -> None:
+    for arguments in (["--help"], ["--end", "x"], ["--endpoint"], ["--endpoint", "-x"], ["x"]):
+        assert fast_parse(arguments, _SWITCHES) is None
+    parsed = fast_parse(["--endpoint", "e", "--no-cache", "-vv", "--profile=p"], _SWITCHES)
+    assert parsed is not None
+    assert (parsed["endpoint"], parsed["no_cache"], parsed["verbose"]) == ("e", True, 2)
+    assert parsed["profile"] == "p"
