@@ -9,11 +9,16 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from awsiot_credentialhelper.exceptions import CredentialHelperError, TlsHandshakeError
+from awsiot_credentialhelper.exceptions import (
+    CredentialFileError,
+    CredentialHelperError,
+    Pkcs11Error,
+    TlsHandshakeError,
+)
 
 from ..conftest import ProviderFactory
 from ..servers import TlsServer
-from .conftest import PIN, THING_TOKEN, Tokens, issue
+from .conftest import PIN, PIN_TOKEN, THING_TOKEN, Tokens, issue
 
 pytestmark = pytest.mark.pkcs11
 
@@ -66,3 +71,59 @@ def test_certificate_of_another_key_fails_the_handshake(
     assert server.request_count == 0
     assert PIN not in str(caught.value)
     assert "the server refused this device's certificate" in str(caught.value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RuntimeError,
+    reason="IotCredentialProvider builds its TLS context with crt_io.ClientTlsContext, not "
+    "_keys.create_tls_context, so awscrt's RuntimeError escapes untranslated",
+)
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        pytest.param(
+            {"user_pin": "13579111", "token_label": PIN_TOKEN, "private_key_label": "pin_key"},
+            "refused the PIN",
+            id="wrong-pin",
+        ),
+        pytest.param({"private_key_label": "nope"}, "no private key labelled 'nope'", id="key"),
+        pytest.param({"token_label": "nope"}, "No PKCS#11 token is labelled 'nope'", id="token"),
+    ],
+)
+def test_provider_reports_token_mistakes_as_pkcs11_errors(
+    make_provider: ProviderFactory,
+    tokens: Tokens,
+    ca: trustme.CA,
+    fields: dict[str, str],
+    message: str,
+) -> None:
+    settings = {"user_pin": PIN, "token_label": THING_TOKEN, "private_key_label": "ec_key"}
+    settings.update(fields)
+    with pytest.raises(Pkcs11Error, match=message) as caught:
+        make_provider(
+            certificate=issue(ca, tokens.ec_key),
+            private_key=None,
+            pkcs11=tokens.hsm.config(**settings),
+        )
+    assert PIN not in str(caught.value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=CredentialFileError,
+    reason="IotCredentialProvider chooses its key with its own _key_source, not _keys.key_source, "
+    "so a pkcs11: URI as private_key is read as a file path",
+)
+def test_provider_takes_a_pkcs11_uri_as_private_key(
+    make_provider: ProviderFactory, tokens: Tokens, ca: trustme.CA, tmp_path: Path
+) -> None:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(PIN + "\n")
+    pin_file.chmod(0o600)
+    uri = (
+        f"pkcs11:token={THING_TOKEN};object=rsa_key;type=private"
+        f"?module-path={tokens.hsm.module}&pin-source=file:{pin_file}"
+    )
+    provider = make_provider(certificate=issue(ca, tokens.rsa_key), private_key=uri)
+    assert provider.fetch().access_key_id == "ASIATEST"

@@ -241,6 +241,20 @@ def test_session_and_login_last_exactly_as_long_as_the_context(
     assert cryptoki.login_result(slot, PIN) == CKR_OK
 
 
+def test_a_wrong_pin_goes_unnoticed_while_the_token_is_logged_in(
+    tokens: Tokens, ca: trustme.CA
+) -> None:
+    """PKCS#11 login belongs to the token and the process, not to one session: while one
+    context holds it, awscrt's C_Login answers CKR_USER_ALREADY_LOGGED_IN for any PIN."""
+    first = _context(tokens, ca, token_label=SINGLE_TOKEN, user_pin=PIN)
+    second = _context(tokens, ca, token_label=SINGLE_TOKEN, user_pin=WRONG_PIN)
+    assert isinstance(second, crt_io.ClientTlsContext)
+    del first, second
+    gc.collect()
+    with pytest.raises(Pkcs11Error, match="refused the PIN"):
+        _context(tokens, ca, token_label=SINGLE_TOKEN, user_pin=WRONG_PIN)
+
+
 def test_a_failed_open_leaves_no_session(tokens: Tokens, ca: trustme.CA) -> None:
     cryptoki = Cryptoki(tokens.hsm.module)
     with pytest.raises(Pkcs11Error, match="no private key labelled"):
