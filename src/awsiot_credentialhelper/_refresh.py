@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import random
 import threading
+import weakref
 from datetime import timedelta
 from typing import Callable, Optional
 
@@ -96,6 +97,7 @@ class CredentialCache:
         self._thread: Optional[threading.Thread] = None
         self._thread_lock = threading.Lock()
         self._rng = random.Random()  # noqa: S311 - retry jitter
+        weakref.finalize(self, self._wake.set)  # a dropped cache wakes its thread to end it
         self.fetch_count = 0
 
     def get(self) -> Credentials:
@@ -187,25 +189,28 @@ class CredentialCache:
             if self._background_alive() or self._stop.is_set():
                 return
             self._thread = threading.Thread(
-                target=self._run_background, name="awsiot-credential-refresh", daemon=True
+                target=_run_background,
+                args=(weakref.ref(self), self._stop, self._wake),
+                name="awsiot-credential-refresh",
+                daemon=True,
             )
             self._thread.start()
 
-    def _run_background(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            self._wake.clear()
-            current = self._credentials
-            if current is None:
-                self._wake.wait()
-                continue
-            due_in = self._remaining(current) - self._policy.advisory_margin(current.lifetime)
-            if failures:
-                due_in = max(due_in, self._retry_delay(failures, current))
-            if due_in > timedelta(0):
-                self._wake.wait(due_in.total_seconds())
-                continue
-            failures = self._background_refresh(current, failures)
+    def background_step(self, failures: int) -> tuple[int, float]:
+        """One pass of the background loop: refresh if it is time.
+
+        Returns:
+            The count of refreshes failed in a row, and the seconds to sleep before the next pass.
+        """
+        current = self._credentials
+        if current is None:
+            return failures, _IDLE_WAIT
+        due_in = self._remaining(current) - self._policy.advisory_margin(current.lifetime)
+        if failures:
+            due_in = max(due_in, self._retry_delay(failures, current))
+        if due_in > timedelta(0):
+            return failures, due_in.total_seconds()
+        return self._background_refresh(current, failures), 0.0
 
     def _background_refresh(self, current: Credentials, failures: int) -> int:
         with self._fetch_lock:
@@ -233,6 +238,27 @@ class CredentialCache:
         jittered: timedelta = base * self._rng.uniform(0.5, 1.0)
         until_mandatory = self._remaining(current) - self._policy.mandatory_margin(current.lifetime)
         return max(min(jittered, until_mandatory / 2), timedelta(seconds=1))
+
+
+#: How long an idle background thread sleeps before checking whether its cache still exists.
+_IDLE_WAIT = 60.0
+
+
+def _run_background(
+    cache_ref: weakref.ref[CredentialCache], stop: threading.Event, wake: threading.Event
+) -> None:
+    """The refresh loop. It holds its cache only weakly, between waits: a cache that its owner
+    dropped without calling ``stop()`` is collected, and the thread then ends by itself."""
+    failures = 0
+    while not stop.is_set():
+        wake.clear()
+        cache = cache_ref()
+        if cache is None:
+            return
+        failures, wait = cache.background_step(failures)
+        del cache
+        if wait:
+            wake.wait(min(wait, _IDLE_WAIT))
 
 
 def _humanize(duration: timedelta) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
@@ -217,3 +218,27 @@ def test_background_refresh_happens_without_api_calls(
         assert server.request_count == 2
         assert credentials.get_frozen_credentials().access_key == "ASIA000002"
         assert server.request_count == 2  # the API call did not fetch
+
+
+def test_a_dropped_provider_ends_its_background_thread(
+    server: TlsServer, device: DeviceFiles, ca_file: str
+) -> None:
+    def threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "awsiot-credential-refresh"]
+
+    before = set(threads())
+    provider = Boto3SessionProvider(
+        server.endpoint,
+        "alias",
+        "thing",
+        device.certificate_file,
+        device.private_key_file,
+        ca=ca_file,
+        trust_env=False,
+    )
+    credentials_of(provider).get_frozen_credentials()
+    (started,) = set(threads()) - before
+    del provider  # never closed
+    gc.collect()
+    started.join(5)
+    assert not started.is_alive()
