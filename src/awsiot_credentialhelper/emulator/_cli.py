@@ -142,12 +142,20 @@ def _summary(document: dict[str, Any], state_file: Path) -> str:
     return "\n".join(lines)
 
 
-def _configure_logging(verbose: bool) -> None:
+@contextlib.contextmanager
+def _logging_to_stderr(verbose: bool) -> Iterator[None]:
+    """Show the emulator's log on stderr while the CLI runs (the library itself never does)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logger = logging.getLogger("awsiot_credentialhelper.emulator")
+    previous_level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -166,11 +174,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             file=sys.stderr,
         )
         return 1
-    _configure_logging(args.verbose)
     directory: Path = args.dir.resolve()
     state_file = directory / STATE_FILE_NAME
     stop = threading.Event()
-    with _stop_on_signals(stop):
+    with _stop_on_signals(stop), _logging_to_stderr(args.verbose):
         try:
             state_file.unlink(missing_ok=True)
             with Emulator(
