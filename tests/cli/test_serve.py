@@ -1,0 +1,297 @@
+"""``serve`` through the console script, with botocore's own container and IMDS providers."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import queue
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+from botocore.credentials import (
+    ContainerMetadataFetcher,
+    ContainerProvider,
+    InstanceMetadataFetcher,
+    InstanceMetadataProvider,
+)
+from botocore.exceptions import CredentialRetrievalError
+
+from awsiot_credentialhelper import Credentials
+from awsiot_credentialhelper.cli._serve import (
+    IMDS_POLICY,
+    CredentialSource,
+    TokenStore,
+)
+from awsiot_credentialhelper.exceptions import ServiceUnavailableError
+from tests.servers import Reply, TlsServer, error_body
+
+from .conftest import Cli, stop
+
+_SECRETS = ("test-secret-access-key", "test-session-token")
+
+
+class Lines:
+    """Reads a process's stdout in a thread, so a test can wait for a line with a timeout."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self._queue: queue.Queue[str] = queue.Queue()
+        assert process.stdout is not None
+        threading.Thread(target=self._pump, args=(process.stdout,), daemon=True).start()
+
+    def _pump(self, stream: Any) -> None:
+        for line in stream:
+            self._queue.put(line)
+
+    def next(self, timeout: float = 30.0) -> str:
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("serve printed nothing in time") from None
+
+
+def _wait_until_serving(url: str, *, imds: bool = False, token: str = "") -> None:
+    """Poll until the first fetch has landed (the server answers 503 until then)."""
+    headers = {"Authorization": token}
+    path = "/credentials"
+    if imds:
+        ttl = {"x-aws-ec2-metadata-token-ttl-seconds": "60"}
+        headers = {
+            "x-aws-ec2-metadata-token": _request(url, "PUT", "/latest/api/token", ttl)[1].decode()
+        }
+        path = "/latest/meta-data/iam/security-credentials/test-alias"
+    deadline = time.monotonic() + 20
+    while _request(url, path=path, headers=headers)[0] != 200:
+        assert time.monotonic() < deadline, "serve never got credentials"
+        time.sleep(0.05)
+
+
+def _exports(lines: Lines, count: int) -> dict[str, str]:
+    exports = {}
+    for _ in range(count):
+        line = lines.next().strip()
+        assert line.startswith("export "), line
+        name, _, value = line[len("export ") :].partition("=")
+        exports[name] = value
+    return exports
+
+
+def _request(
+    url: str, method: str = "GET", path: str = "/", headers: Optional[dict[str, str]] = None
+) -> tuple[int, bytes]:
+    host_port = url.split("//", 1)[1].rstrip("/")
+    host, _, port = host_port.rpartition(":")
+    connection = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=10)
+    try:
+        connection.request(method, path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def serve_container(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+    with cli.background("serve", "--port", "0", *flags) as process:
+        yield process, _exports(Lines(process), 2)
+
+
+def test_container_mode_serves_botocore_and_guards_the_token(
+    serve_container: tuple[subprocess.Popen[str], dict[str, str]], server: TlsServer
+) -> None:
+    process, exports = serve_container
+    url = exports["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+    token_file = Path(exports["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"])
+    assert url.startswith("http://127.0.0.1:")
+    assert url.endswith("/credentials")
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text()
+    assert len(token) >= 43  # 256 random bits, base64url
+    _wait_until_serving(url.rsplit("/", 1)[0], token=token)
+
+    credentials = ContainerProvider(environ=exports).load()
+    assert credentials is not None
+    frozen = credentials.get_frozen_credentials()
+    assert (frozen.access_key, frozen.secret_key) == ("ASIATEST", "test-secret-access-key")
+
+    base, path = url.rsplit("/", 1)[0], "/credentials"
+    assert _request(base, path=path)[0] == 401
+    assert _request(base, path=path, headers={"Authorization": token + "x"})[0] == 403
+    status, body = _request(
+        base, path=path, headers={"Authorization": token, "X-Forwarded-For": "10.0.0.1"}
+    )
+    assert status == 400
+    assert b"X-Forwarded-For" in body
+    assert _request(base, path="/other", headers={"Authorization": token})[0] == 404
+    assert _request(base, method="POST", path=path, headers={"Authorization": token})[0] == 405
+    status, body = _request(base, path=path, headers={"Authorization": token})
+    assert status == 200
+    assert set(json.loads(body)) == {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}
+    assert server.request_count == 1, "every answer came from memory"
+
+    _, err = stop(process)
+    assert process.returncode == 0, err
+    assert "GET /credentials 200 127.0.0.1" in err
+    assert "GET /credentials 403 127.0.0.1" in err
+    assert token not in err
+    assert not any(secret in err for secret in _SECRETS)
+    assert not token_file.exists(), "the default token file is removed on exit"
+
+
+def test_imds_mode_serves_botocore_without_expiry_extension(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    with cli.background("serve", "--mode", "imds", "--host", "::1", "--port", "0", *flags) as (
+        process
+    ):
+        url = _exports(Lines(process), 1)["AWS_EC2_METADATA_SERVICE_ENDPOINT"]
+        assert url.startswith("http://[::1]:")
+        _wait_until_serving(url, imds=True)
+        fetcher = InstanceMetadataFetcher(
+            timeout=2, num_attempts=1, config={"ec2_metadata_service_endpoint": url}
+        )
+        credentials = InstanceMetadataProvider(iam_role_fetcher=fetcher).load()
+        assert credentials is not None
+        assert credentials.get_frozen_credentials().access_key == "ASIATEST"
+        # More than 25 minutes were left, so botocore kept the real expiry.
+        metadata = fetcher.retrieve_iam_role_credentials()
+        expiry = datetime.strptime(metadata["expiry_time"], "%Y-%m-%dT%H:%M:%SZ")
+        assert credentials._expiry_time == expiry.replace(tzinfo=timezone.utc)  # type: ignore[attr-defined]
+
+        ttl = "x-aws-ec2-metadata-token-ttl-seconds"
+        assert _request(url, "PUT", "/latest/api/token")[0] == 400
+        assert _request(url, "PUT", "/latest/api/token", {ttl: "0"})[0] == 400
+        assert _request(url, "PUT", "/latest/api/token", {ttl: "21601"})[0] == 400
+        forwarded = {ttl: "60", "X-Forwarded-For": "10.0.0.1"}
+        assert _request(url, "PUT", "/latest/api/token", forwarded)[0] == 400
+        status, token = _request(url, "PUT", "/latest/api/token", {ttl: "60"})
+        assert status == 200
+        listing = "/latest/meta-data/iam/security-credentials/"
+        assert _request(url, path=listing)[0] == 401
+        assert _request(url, path=listing, headers={"x-aws-ec2-metadata-token": "nope"})[0] == 401
+        good = {"x-aws-ec2-metadata-token": token.decode()}
+        assert _request(url, path=listing, headers=good) == (200, b"test-alias")
+        assert _request(url, path=listing + "other-role", headers=good)[0] == 404
+        status, body = _request(url, path=listing + "test-alias", headers=good)
+        assert status == 200
+        assert json.loads(body)["Code"] == "Success"
+        _, err = stop(process)
+    assert process.returncode == 0, err
+    assert token.decode() not in err
+
+
+def test_provider_down_at_start_gives_503_then_recovers(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    # The first fetch (3 attempts) fails; the retry a second later succeeds.
+    server.queue(*[Reply(status=500, body=error_body("InternalFailure"))] * 3)
+    with cli.background("serve", "--port", "0", *flags) as process:
+        exports = _exports(Lines(process), 2)
+        token = Path(exports["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text()
+        base = exports["AWS_CONTAINER_CREDENTIALS_FULL_URI"].rsplit("/", 1)[0]
+        status, body = _request(base, path="/credentials", headers={"Authorization": token})
+        if status == 503:
+            document = json.loads(body)
+            assert document["Code"] == "CredentialsUnavailable"
+            assert "No credentials yet" in document["Message"]
+        deadline = time.monotonic() + 20
+        while status != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status, body = _request(base, path="/credentials", headers={"Authorization": token})
+        assert status == 200
+        assert json.loads(body)["AccessKeyId"] == "ASIATEST"
+        stop(process)
+    assert process.returncode == 0
+
+
+def test_a_provider_that_stays_down_never_yields_empty_credentials(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    server.set_default(Reply(status=403, body=error_body("Access Denied")))
+    with cli.background("serve", "--port", "0", *flags) as process:
+        exports = _exports(Lines(process), 2)
+        token = Path(exports["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text()
+        base = exports["AWS_CONTAINER_CREDENTIALS_FULL_URI"].rsplit("/", 1)[0]
+        deadline = time.monotonic() + 10
+        while server.request_count == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        status, body = _request(base, path="/credentials", headers={"Authorization": token})
+        assert status == 503
+        assert "Access Denied" in json.loads(body)["Message"]
+        fetcher = ContainerMetadataFetcher(sleep=lambda _: None)
+        with pytest.raises(CredentialRetrievalError):
+            ContainerProvider(environ=exports, fetcher=fetcher).load()  # type: ignore[arg-type]
+        _, err = stop(process)
+    assert process.returncode == 0
+    assert "answering 503" in err
+
+
+def test_refuses_non_loopback_addresses(cli: Cli, flags: list[str]) -> None:
+    result = cli.run("serve", "--host", "0.0.0.0", "--port", "0", *flags)  # noqa: S104
+    assert result.returncode == 2
+    assert "not a loopback address" in result.stderr
+
+
+# --- the pieces, with injected clocks --------------------------------------------------------
+
+
+def test_token_store_is_bounded_and_expires_tokens() -> None:
+    now = [0.0]
+    store = TokenStore(limit=3, clock=lambda: now[0])
+    short = store.issue(10)
+    longer = [store.issue(100), store.issue(200)]
+    assert store.valid(short)
+    newest = store.issue(300)  # evicts the earliest-expiring token
+    assert len(store) == 3
+    assert not store.valid(short)
+    assert all(store.valid(token) for token in [*longer, newest])
+    now[0] = 150.0
+    assert not store.valid(longer[0])
+    assert store.valid(longer[1])
+    assert not store.valid("")
+    assert not store.valid(None)
+
+
+def _credentials(now: datetime, lifetime: timedelta) -> Credentials:
+    return Credentials("ASIA", "secret", "token", now + lifetime, now)
+
+
+def test_source_keeps_serving_last_good_credentials_then_503_when_expired() -> None:
+    start = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    clock = [start]
+    answers: list[Any] = [_credentials(start, timedelta(hours=1))]
+
+    def fetch() -> Credentials:
+        answer = answers.pop(0) if answers else None
+        if answer is None:
+            raise ServiceUnavailableError(
+                status_code=503, message="down", endpoint="e", role_alias="a"
+            )
+        assert isinstance(answer, Credentials)
+        return answer
+
+    source = CredentialSource(fetch, policy=IMDS_POLICY, clock=lambda: clock[0])
+    source.start()
+    try:
+        deadline = time.monotonic() + 10
+        while source.current()[0] is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first, _ = source.current()
+        assert first is not None
+        clock[0] = start + timedelta(minutes=50)  # refreshes fail from now on
+        assert source.current()[0] is first, "last good credentials while still valid"
+        clock[0] = start + timedelta(minutes=59, seconds=30)  # under a minute left
+        credentials, reason = source.current()
+        assert credentials is None
+        assert "expired" in reason
+    finally:
+        source.stop()
