@@ -1,0 +1,138 @@
+"""``update`` through the console script: byte-for-byte files, locking, refusal, refresh loop."""
+
+from __future__ import annotations
+
+import configparser
+import itertools
+import stat
+import subprocess
+import time
+from datetime import timedelta
+
+from tests.servers import Received, Reply, TlsServer, credentials_body
+
+from .conftest import SCRIPT, Cli, stop
+
+EXISTING = """\
+# my credentials; do not reorder
+[default]
+aws_access_key_id = AKIADEFAULT
+aws_secret_access_key = default-secret
+
+[device]
+region = eu-west-1 ; this stays
+aws_access_key_id = ASIAOLD
+
+[zeta]
+aws_access_key_id = AKIAZETA
+"""
+
+
+def _parse(text: str) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(strict=True)
+    parser.read_string(text)
+    return parser
+
+
+def test_once_changes_only_the_target_profile(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    cli.credentials_file.parent.mkdir(parents=True)
+    cli.credentials_file.write_text(EXISTING)
+    result = cli.run("update", "--once", "--credentials-profile", "device", *flags)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    text = cli.credentials_file.read_text()
+    head, _, tail = EXISTING.partition("aws_access_key_id = ASIAOLD\n")
+    assert text.startswith(head + "aws_access_key_id = ASIATEST\n")
+    assert text.endswith(tail)
+    middle = text[len(head) + len("aws_access_key_id = ASIATEST\n") : len(text) - len(tail)]
+    assert middle.startswith("aws_secret_access_key = test-secret-access-key\n")
+    assert "aws_session_token = test-session-token\naws_expiration = " in middle
+    assert stat.S_IMODE(cli.credentials_file.stat().st_mode) == 0o600
+    assert "test-secret-access-key" not in result.stderr
+
+
+def test_the_profile_defaults_to_profile_name_and_honours_the_variable(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    target = cli.home / "elsewhere" / "creds"
+    result = cli.run("update", "--once", *flags, env={"AWS_SHARED_CREDENTIALS_FILE": str(target)})
+    assert result.returncode == 0, result.stderr
+    assert _parse(target.read_text()).get("default", "aws_access_key_id") == "ASIATEST"
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
+
+
+def test_a_malformed_file_is_never_overwritten(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    cli.credentials_file.parent.mkdir(parents=True)
+    broken = "aws_access_key_id = before-any-section\n[default]\nx = 1\n"
+    cli.credentials_file.write_text(broken)
+    result = cli.run("update", "--once", *flags)
+    assert result.returncode == 2
+    assert "not a valid AWS credentials file (line 1)" in result.stderr
+    assert "before-any-section" not in result.stderr
+    assert cli.credentials_file.read_text() == broken
+    assert server.request_count == 0, "refused before any network traffic"
+
+
+def test_concurrent_writers_keep_every_profile(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    cli.credentials_file.parent.mkdir(parents=True)
+    cli.credentials_file.write_text(EXISTING)
+    names = [f"writer{index}" for index in range(6)]
+    processes = [
+        subprocess.Popen(
+            [SCRIPT, "update", "--once", "--credentials-profile", name, *flags],
+            env=cli.environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+    ]
+    try:
+        for process in processes:
+            _, err = process.communicate(timeout=60)
+            assert process.returncode == 0, err
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    text = cli.credentials_file.read_text()
+    assert text.startswith(EXISTING), "the original bytes are all still there, first"
+    parsed = _parse(text)
+    assert sorted(parsed.sections()) == sorted(["default", "device", "zeta", *names])
+    for name in names:
+        assert parsed.get(name, "aws_session_token") == "test-session-token"
+    leftovers = [p.name for p in cli.credentials_file.parent.iterdir() if p.suffix == ".tmp"]
+    assert leftovers == []
+
+
+def test_the_loop_rewrites_before_expiry_and_stops_on_sigterm(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    counter = itertools.count(1)
+
+    def short_lived(_: Received) -> Reply:
+        key = f"ASIAKEY{next(counter)}"
+        return Reply(body=credentials_body(timedelta(seconds=6), key=key))
+
+    server.set_default(short_lived)
+    with cli.background("update", *flags) as process:
+        deadline = time.monotonic() + 30
+        seen: set[str] = set()
+        while len(seen) < 2 and time.monotonic() < deadline:
+            if cli.credentials_file.exists():
+                seen.add(
+                    _parse(cli.credentials_file.read_text()).get("default", "aws_access_key_id")
+                )
+            time.sleep(0.1)
+        assert seen >= {"ASIAKEY1", "ASIAKEY2"}
+        _, err = stop(process)
+    assert process.returncode == 0, err
+    assert "Wrote ASIAKEY1 to [default]" in err
+    assert "test-secret-access-key" not in err
