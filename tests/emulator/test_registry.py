@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import ssl
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -98,3 +99,12 @@ def test_device_repr_hides_the_private_key(iot_device: Device) -> None:
     assert "PRIVATE KEY" in iot_device.private_key_pem
     assert "PRIVATE KEY" not in repr(iot_device)
     assert "private_key_pem" not in repr(iot_device)
+
+
+def test_clients_ignore_the_users_aws_profile(
+    iot_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "a-profile-that-does-not-exist")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "missing-config"))
+    sts = iot_emulator.session().client("sts", endpoint_url=iot_emulator.aws_endpoint_url)
+    assert sts.get_caller_identity()["Account"] == iot_emulator.account_id

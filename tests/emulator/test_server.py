@@ -284,3 +284,13 @@ def test_private_key_files_are_owner_only(iot_emulator: Emulator, iot_device: De
     assert server_keys
     for key_file in [*server_keys, iot_device.private_key_file]:
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_head_gets_no_body(iot_emulator: Emulator, iot_device: Device) -> None:
+    path = credentials_path(iot_device.role_alias).encode()
+    with raw_tls(iot_emulator, iot_device) as tls:
+        tls.sendall(b"HEAD " + path + b" HTTP/1.1\r\n\r\n")
+        reply = read_all(tls)
+    assert reply.startswith(b"HTTP/1.1 405 ")
+    assert reply.endswith(b"\r\n\r\n")
+    assert b"Content-Length: 0\r\n" in reply

@@ -10,11 +10,14 @@ listening socket that moto's own ``stop()`` leaves open.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any, Optional
 
 import boto3
+import botocore.session
+from botocore.configprovider import ConstantProvider
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
@@ -119,11 +122,19 @@ class MotoServer:
 
 
 def aws_session(region: str) -> boto3.Session:
-    """A boto3 session with moto's dummy credentials, isolated from the user's AWS credentials.
+    """A boto3 session with moto's dummy credentials, isolated from the user's AWS settings.
 
+    ``AWS_PROFILE`` and ``~/.aws/config`` are ignored, so a developer's profile (missing here,
+    or pointing at a real account) can neither break nor leak into the emulator's clients.
     Always create its clients with ``endpoint_url=`` the moto URL (see :func:`aws_client`).
     """
+    core = botocore.session.Session()
+    store = core.get_component("config_store")
+    store.set_config_provider("profile", ConstantProvider(None))
+    store.set_config_provider("config_file", ConstantProvider(os.devnull))
+    store.set_config_provider("credentials_file", ConstantProvider(os.devnull))
     return boto3.Session(
+        botocore_session=core,
         aws_access_key_id=_FAKE_ACCESS_KEY,
         aws_secret_access_key=_FAKE_SECRET_KEY,
         region_name=region,

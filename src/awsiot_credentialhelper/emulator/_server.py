@@ -8,6 +8,7 @@ thread for at most ``read_timeout`` seconds. What to answer is the handler's bus
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import select
@@ -258,8 +259,10 @@ class TlsHttpServer:
         with self._processing:
             started = time.monotonic()
             response = self._handler.handle(request, certificate)
+        if request.method == "HEAD":  # a HEAD answer has no body; close to stay in sync
+            response = dataclasses.replace(response, body=b"", close=True)
         if response.delay > 0:
-            time.sleep(response.delay)
+            self._stopping.wait(response.delay)  # injected latency, cut short by stop()
         whole = self._send(connection, response, started)
         return whole and request.keep_alive and not response.close, whole
 
