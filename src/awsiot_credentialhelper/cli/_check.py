@@ -303,7 +303,7 @@ def _check_certificate(report: Report, context: _Context) -> None:
                 "certificate",
                 title,
                 FAIL,
-                f"{dates}: EXPIRED {-left.days} days ago",
+                f"{dates}: EXPIRED {(now - not_after).days} days ago",
                 "Issue and register a new certificate (or, if it is not really expired, set this "
                 "device's clock with NTP).",
                 EXIT_USAGE,
