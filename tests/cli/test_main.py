@@ -1,0 +1,54 @@
+"""The command line as a whole: help with examples on every command, version, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from awsiot_credentialhelper import __version__
+from awsiot_credentialhelper.cli import COMMANDS, main
+
+from .conftest import Cli
+
+
+def test_help_of_every_command_in_one_process(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in [c for c in COMMANDS if c != "emulator"]:
+        assert main([command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "examples:" in out, command
+        assert "exit codes:" in out, command
+        assert "--endpoint" in out, command
+        assert "$AWSIOT_CREDENTIAL_ENDPOINT" in out, command
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(command in out for command in COMMANDS)
+    assert "3  network error" in out
+
+
+def test_usage_errors_return_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert main(["no-such-command"]) == 2
+    assert main(["serve", "--mode", "nope"]) == 2
+    capsys.readouterr()
+
+
+def test_version_and_module_entry_point(cli: Cli) -> None:
+    result = cli.run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"awsiot-credentialhelper {__version__}"
+    module = subprocess.run(
+        [sys.executable, "-m", "awsiot_credentialhelper.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert module.stdout == result.stdout
+
+
+def test_emulator_is_delegated(cli: Cli) -> None:
+    result = cli.run("emulator", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "awsiot-credentialhelper emulator" in result.stdout
