@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from awsiot_credentialhelper import IotCredentialProvider
 from awsiot_credentialhelper.exceptions import (
     CredentialFileError,
     CredentialHelperError,
@@ -18,7 +20,8 @@ from awsiot_credentialhelper.exceptions import (
 
 from ..conftest import ProviderFactory
 from ..servers import TlsServer
-from .conftest import PIN, PIN_TOKEN, THING_TOKEN, Tokens, issue
+from .conftest import PIN, PIN_TOKEN, SINGLE_TOKEN, THING_TOKEN, Tokens, issue
+from .cryptoki import CKR_OK, CKR_USER_ALREADY_LOGGED_IN, Cryptoki
 
 pytestmark = pytest.mark.pkcs11
 
@@ -127,3 +130,35 @@ def test_provider_takes_a_pkcs11_uri_as_private_key(
     )
     provider = make_provider(certificate=issue(ca, tokens.rsa_key), private_key=uri)
     assert provider.fetch().access_key_id == "ASIATEST"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="IotCredentialProvider.close() keeps its TLS context, so the token session and "
+    "login last until the provider is garbage-collected",
+)
+def test_close_ends_the_token_session(
+    server: TlsServer, tokens: Tokens, ca: trustme.CA, ca_file: str
+) -> None:
+    cryptoki = Cryptoki(tokens.hsm.module)
+    slot = tokens.hsm.slots[SINGLE_TOKEN]
+    provider = IotCredentialProvider(
+        endpoint=server.endpoint,
+        role_alias="test-alias",
+        certificate=issue(ca, tokens.only_key),
+        pkcs11=tokens.hsm.config(user_pin=PIN, token_label=SINGLE_TOKEN),
+        ca=ca_file,
+        trust_env=False,
+    )
+    try:
+        provider.fetch()
+        assert cryptoki.login_result(slot, PIN) == CKR_USER_ALREADY_LOGGED_IN
+        provider.close()
+        gc.collect()
+        after_close = cryptoki.login_result(slot, PIN)
+    finally:
+        # A failing test's traceback keeps its frame: drop the provider so no login lingers.
+        del provider
+        gc.collect()
+    assert after_close == CKR_OK
