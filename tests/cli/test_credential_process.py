@@ -179,13 +179,11 @@ def test_pem_in_environment_variables(cli: Cli, server: TlsServer, flags: list[s
     [
         pytest.param(
             Reply(status=403, body=error_body("Access Denied")),
-            1,
             "iot:AssumeRoleWithCertificate",
             id="access-denied",
         ),
         pytest.param(
             Reply(status=404, body=error_body("Role alias does not exist")),
-            1,
             "describe-role-alias",
             id="no-alias",
         ),
