@@ -9,6 +9,7 @@ they run out, then every request gets a 503 with a JSON reason, never empty cred
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import hmac
 import ipaddress
@@ -24,6 +25,7 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import timedelta
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -67,6 +69,8 @@ MAX_TOKENS = 256
 MAX_CONNECTIONS = 256
 #: An idle keep-alive connection is closed after this many seconds.
 IDLE_TIMEOUT = 30.0
+#: Seconds a thread may hold the GIL while others wait (Python's default is 0.005).
+SWITCH_INTERVAL = 0.0005
 #: Never serve credentials with less than this left: a request signed with them must still
 #: be valid when AWS receives it.
 MIN_REMAINING = timedelta(seconds=60)
@@ -358,6 +362,9 @@ def _loopback(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return address
 
 
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: CredentialsServer
     protocol_version = "HTTP/1.1"
@@ -445,14 +452,20 @@ class _Handler(BaseHTTPRequestHandler):
         content_type: str,
         headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        """Write the whole answer with one ``send`` (status line, headers and body together)."""
+        self.log_request(status)
+        lines = [
+            f"{self.protocol_version} {status} {_REASONS.get(status, '')}",
+            f"Server: {self.server_version}",
+            f"Date: {self.date_time_string()}",
+            f"Content-Type: {content_type}",
+            f"Content-Length: {len(body)}",
+            "Cache-Control: no-store",
+            *(f"{name}: {value}" for name, value in headers),
+        ]
+        if self.close_connection:
+            lines.append("Connection: close")
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:  # noqa: ARG002
         # Method, path (no query), status and client only: never headers, which hold tokens.
@@ -517,6 +530,13 @@ def run(args: Any) -> int:
 
 
 def _serve_until_signalled(server: CredentialsServer) -> None:
+    # Handler threads wait for the GIL up to the switch interval (5 ms by default) when another
+    # thread is busy; a metadata server answers in well under a millisecond, so hand over sooner.
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    # Everything imported so far (awscrt, cryptography, ...) lives as long as the process; keep
+    # it out of the garbage collector's full passes, which otherwise stall answers by ~10 ms.
+    gc.collect()
+    gc.freeze()
     stop = threading.Event()
     previous = {
         signum: signal.signal(signum, lambda *_: stop.set())
