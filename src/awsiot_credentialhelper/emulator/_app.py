@@ -86,80 +86,86 @@ class CredentialProviderApp:
     # --- the Handler protocol ---------------------------------------------------------------
 
     def handle(self, request: HttpRequest, certificate: x509.Certificate) -> HttpResponse:
-        """Answer one parsed request."""
-        request_id = _request_id()
-        received = self._clock()
+        """Answer one parsed request, and journal it just before it is sent."""
+        request_id, received = _request_id(), self._clock()
         match = _CREDENTIALS_PATH.match(request.path)
         alias = match.group("alias") if match else None
         thing_name = request.headers.get(THING_NAME_HEADER)
-
-        def record(response: HttpResponse, outcome: str, cert_id: Optional[str]) -> HttpResponse:
-            def on_ready(seconds: float) -> None:
-                self._journal.add(
-                    RequestRecord(
-                        request_id=request_id,
-                        received_at=received,
-                        method=request.method,
-                        path=request.path,
-                        role_alias=alias,
-                        thing_name=thing_name,
-                        certificate_id=cert_id,
-                        status=response.status,
-                        outcome=outcome,
-                        handling_seconds=seconds,
-                    )
-                )
-
-            return _replace(response, on_ready=on_ready)
-
-        if match is None:
-            response = self._error(404, "Not Found", "ResourceNotFoundException", request_id)
-            return record(response, "NOT_FOUND", None)
-        if request.method != "GET":
-            response = self._error(405, "Method Not Allowed", "MethodNotAllowed", request_id)
-            return record(_add_header(response, ("Allow", "GET")), "METHOD_NOT_ALLOWED", None)
-
-        fault = self._controls.take_fault()
-        if fault is not None:
-            response = self._fault_response(fault, request_id)
-            outcome = f"FAULT_{fault.kind.name}"
-            cert_id = None
-        else:
-            decision = decide(
-                self._registry,
-                certificate,
-                thing_name,
-                str(alias),
-                now=received,
-                require_thing_name=self._require_thing_name,
-            )
-            response = self._decision_response(decision, request_id)
-            outcome, cert_id = decision.outcome.name, decision.certificate_id
-        return record(_replace(response, delay=self._controls.latency), outcome, cert_id)
+        response, outcome, cert_id = self._answer(
+            request, certificate, alias, thing_name, request_id=request_id, received=received
+        )
+        draft = RequestRecord(
+            request_id=request_id,
+            received_at=received,
+            method=request.method,
+            path=request.path,
+            role_alias=alias,
+            thing_name=thing_name,
+            certificate_id=cert_id,
+            status=response.status,
+            outcome=outcome,
+            handling_seconds=0.0,
+        )
+        return self._journaled(response, draft)
 
     def reject(self, status: int, message: str) -> HttpResponse:
         """Answer a request the server could not read; the connection closes after."""
-        request_id = _request_id()
+        request_id, received = _request_id(), self._clock()
         response = self._error(status, message, "BadRequestException", request_id)
-        received = self._clock()
+        draft = RequestRecord(
+            request_id=request_id,
+            received_at=received,
+            method="",
+            path="",
+            role_alias=None,
+            thing_name=None,
+            certificate_id=None,
+            status=status,
+            outcome="BAD_REQUEST",
+            handling_seconds=0.0,
+        )
+        return self._journaled(_replace(response, close=True), draft)
+
+    def _journaled(self, response: HttpResponse, draft: RequestRecord) -> HttpResponse:
+        """Make the server journal ``draft``, with its handling time, just before sending."""
 
         def on_ready(seconds: float) -> None:
-            self._journal.add(
-                RequestRecord(
-                    request_id=request_id,
-                    received_at=received,
-                    method="",
-                    path="",
-                    role_alias=None,
-                    thing_name=None,
-                    certificate_id=None,
-                    status=status,
-                    outcome="BAD_REQUEST",
-                    handling_seconds=seconds,
-                )
-            )
+            self._journal.add(dataclasses.replace(draft, handling_seconds=seconds))
 
-        return _replace(response, close=True, on_ready=on_ready)
+        return _replace(response, on_ready=on_ready)
+
+    def _answer(
+        self,
+        request: HttpRequest,
+        certificate: x509.Certificate,
+        alias: Optional[str],
+        thing_name: Optional[str],
+        *,
+        request_id: str,
+        received: datetime.datetime,
+    ) -> tuple[HttpResponse, str, Optional[str]]:
+        """The response, the outcome label and the certificate id (if known)."""
+        if alias is None:
+            response = self._error(404, "Not Found", "ResourceNotFoundException", request_id)
+            return response, "NOT_FOUND", None
+        if request.method != "GET":
+            response = self._error(405, "Method Not Allowed", "MethodNotAllowed", request_id)
+            return _add_header(response, ("Allow", "GET")), "METHOD_NOT_ALLOWED", None
+        latency = self._controls.latency
+        fault = self._controls.take_fault()
+        if fault is not None:
+            response = self._fault_response(fault, request_id)
+            return _replace(response, delay=latency), f"FAULT_{fault.kind.name}", None
+        decision = decide(
+            self._registry,
+            certificate,
+            thing_name,
+            alias,
+            now=received,
+            require_thing_name=self._require_thing_name,
+        )
+        response = self._decision_response(decision, request_id)
+        return _replace(response, delay=latency), decision.outcome.name, decision.certificate_id
 
     # --- building answers -------------------------------------------------------------------
 
