@@ -294,3 +294,11 @@ def test_head_gets_no_body(iot_emulator: Emulator, iot_device: Device) -> None:
     assert reply.startswith(b"HTTP/1.1 405 ")
     assert reply.endswith(b"\r\n\r\n")
     assert b"Content-Length: 0\r\n" in reply
+
+
+def test_localhost_endpoint_and_single_start(tmp_path: Path) -> None:
+    with Emulator(directory=tmp_path, host="localhost") as emulator:
+        assert emulator.endpoint == f"localhost:{emulator.port}"
+        assert emulator.url == f"https://localhost:{emulator.port}"
+        with pytest.raises(RuntimeError, match="already running"):
+            emulator.start()

@@ -67,8 +67,10 @@ def _server_class() -> Any:
     from werkzeug.serving import make_server  # noqa: PLC0415
 
     class QuietRequestHandler(MotoRequestHandler):
-        # One request per connection: no idle keep-alive thread outlives stop().
+        # One request per connection, and a bounded wait for each: no request thread can
+        # outlive stop() for long.
         protocol_version = "HTTP/1.0"
+        timeout = 30
 
         def log_request(self, code: Any = "-", size: Any = "-") -> None:
             """Do not log every API call to stderr."""
