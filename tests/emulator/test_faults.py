@@ -6,6 +6,7 @@ import datetime
 import email.utils
 import http.client
 import json
+import logging
 import ssl
 import threading
 import uuid
@@ -205,3 +206,15 @@ def test_requests_stay_correct_while_moto_state_changes(
     assert not writer.is_alive()
     assert errors == []
     assert statuses == {200}
+
+
+def test_each_request_is_logged_without_secrets(
+    iot_emulator: Emulator, iot_device: Device, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="awsiot_credentialhelper.emulator")
+    answer = ask(iot_emulator, iot_device)
+    secret = answer.json()["credentials"]["secretAccessKey"]
+    (line,) = [r.getMessage() for r in caplog.records if "-> 200 SUCCESS" in r.getMessage()]
+    assert f"thing={iot_device.thing_name}" in line
+    assert iot_device.certificate_id in line
+    assert secret not in caplog.text

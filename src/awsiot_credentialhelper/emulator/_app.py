@@ -130,7 +130,9 @@ class CredentialProviderApp:
         """Make the server journal ``draft``, with its handling time, just before sending."""
 
         def on_ready(seconds: float) -> None:
-            self._journal.add(dataclasses.replace(draft, handling_seconds=seconds))
+            record = dataclasses.replace(draft, handling_seconds=seconds)
+            self._journal.add(record)
+            _log_request(record)
 
         return _replace(response, on_ready=on_ready)
 
@@ -190,9 +192,6 @@ class CredentialProviderApp:
     def _decision_response(self, decision: Decision, request_id: str) -> HttpResponse:
         outcome = decision.outcome
         if outcome is not Outcome.SUCCESS:
-            _LOG.info(
-                "%s %s (certificate %s)", outcome.status, outcome.message, decision.certificate_id
-            )
             return self._error(outcome.status, outcome.message, outcome.error_type, request_id)
         credentials = decision.credentials
         assert credentials is not None  # noqa: S101 - SUCCESS always carries them
@@ -225,6 +224,21 @@ class CredentialProviderApp:
             body=_TRUNCATED_BODY,
             delivery=delivery,
             close=True,
+        )
+
+
+def _log_request(record: RequestRecord) -> None:
+    """One INFO line per request (the CLI's ``-v``); never a secret."""
+    if _LOG.isEnabledFor(logging.INFO):
+        _LOG.info(
+            "%s %s thing=%s -> %d %s (certificate %s, %.2f ms)",
+            record.method,
+            record.path,
+            record.thing_name,
+            record.status,
+            record.outcome,
+            record.certificate_id,
+            record.handling_seconds * 1000,
         )
 
 
