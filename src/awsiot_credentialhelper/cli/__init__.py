@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Optional
 
 from .._version import __version__
-from ._errors import EXIT_CODES_HELP, EXIT_USAGE
+from ._errors import EXIT_CODES_HELP, EXIT_PROVIDER, EXIT_USAGE
 
 if TYPE_CHECKING:
     import argparse
@@ -109,6 +109,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return report(error)
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # a library error that escaped translation, or a bug
+        return _unexpected(error, getattr(args, "verbose", 0))
+
+
+def _unexpected(error: Exception, verbosity: int) -> int:
+    """One line on stderr instead of a traceback (``-vv`` adds it); exit code 1."""
+    sys.stderr.write(
+        f"awsiot-credentialhelper: error: unexpected {type(error).__name__}: {error} "
+        "(run with -vv for details)\n"
+    )
+    if verbosity >= 2:
+        import traceback  # noqa: PLC0415
+
+        traceback.print_exception(type(error), error, error.__traceback__)
+    return EXIT_PROVIDER
 
 
 def _fast_arguments(arguments: list[str]) -> Any:
