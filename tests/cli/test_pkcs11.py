@@ -75,4 +75,10 @@ def test_credential_process_and_check_sign_inside_the_token(
     assert wrong_pin.returncode in (1, 2)
     assert "Traceback" not in wrong_pin.stderr
     assert "000000" not in wrong_pin.stderr
+    checked_wrong = cli.run(
+        "check", "--json", *common, *flags, env={**env, "AWSIOT_CREDENTIAL_PKCS11_PIN": "000000"}
+    )
+    wrong_steps = {step["name"]: step for step in json.loads(checked_wrong.stdout)["steps"]}
+    assert wrong_steps["request"]["status"] == "fail"
+    assert "000000" not in checked_wrong.stdout + checked_wrong.stderr
     assert PIN not in by_flags.stderr + checked.stdout + checked.stderr

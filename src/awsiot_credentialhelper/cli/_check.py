@@ -683,6 +683,18 @@ def _check_request(report: Report, context: _Context) -> Optional[Credentials]:
     except CredentialHelperError as error:
         report.add(Step("request", title, FAIL, str(error), "", exit_code_for(error)))
         return None
+    except Exception as error:  # e.g. awscrt's RuntimeError for a wrong PIN, untranslated
+        report.add(
+            Step(
+                "request",
+                title,
+                FAIL,
+                f"unexpected {type(error).__name__}: {error}",
+                "For a PKCS#11 key, check the PIN, token and key label.",
+                EXIT_PROVIDER,
+            )
+        )
+        return None
     minutes = int(credentials.lifetime.total_seconds() // 60)
     report.add(
         Step(
