@@ -142,7 +142,7 @@ def test_faults_are_consumed_in_order(iot_emulator: Emulator, iot_device: Device
 
 def test_reset_restores_normal_service(iot_emulator: Emulator, iot_device: Device) -> None:
     iot_emulator.controls.fail_next(5)
-    iot_emulator.controls.latency = 1
+    iot_emulator.controls.latency = 0.05
     assert ask(iot_emulator, iot_device).status == 500
     iot_emulator.reset()
     assert iot_emulator.stats().total == 0
