@@ -635,65 +635,14 @@ def _check_tls(report: Report, context: _Context) -> None:
 
 def _check_request(report: Report, context: _Context) -> Optional[Credentials]:
     title = "Credential request"
-    blocking = [s.title for s in report.steps if s.status == FAIL]
-    if blocking:
+    if report.failed():
         report.add(Step("request", title, SKIP, "fix the failures above first"))
         return None
     try:
         with build_provider(context.settings) as provider:
             credentials = provider.fetch()
-    except ProviderError as error:
-        hint = error.hint.format(
-            endpoint=error.endpoint,
-            role_alias=error.role_alias,
-            thing_name=error.thing_name or "(none sent)",
-        )
-        request = f", request id {error.request_id}" if error.request_id else ""
-        report.add(
-            Step(
-                "request",
-                title,
-                FAIL,
-                f"HTTP {error.status_code} {error.message!r}{request} ({type(error).__name__})",
-                hint,
-                EXIT_PROVIDER,
-            )
-        )
-        return None
-    except TlsHandshakeError as error:
-        detail = str(error)
-        if context.server_trusted:
-            detail = f"the server refused this device's certificate during the handshake ({detail})"
-        report.add(
-            Step(
-                "request",
-                title,
-                FAIL,
-                detail,
-                "Register the certificate and make it ACTIVE in the endpoint's account and "
-                "region (`aws iot describe-certificate`), and check its CA is registered if it "
-                "is not an AWS-issued certificate.",
-                EXIT_NETWORK,
-            )
-        )
-        return None
-    except NetworkError as error:
-        report.add(Step("request", title, FAIL, str(error), "Check the network.", EXIT_NETWORK))
-        return None
-    except CredentialHelperError as error:
-        report.add(Step("request", title, FAIL, str(error), "", exit_code_for(error)))
-        return None
-    except Exception as error:  # e.g. awscrt's RuntimeError for a wrong PIN, untranslated
-        report.add(
-            Step(
-                "request",
-                title,
-                FAIL,
-                f"unexpected {type(error).__name__}: {error}",
-                "For a PKCS#11 key, check the PIN, token and key label.",
-                EXIT_PROVIDER,
-            )
-        )
+    except Exception as error:  # every failure becomes a step; none escapes the report
+        report.add(_request_failure(error, context))
         return None
     minutes = int(credentials.lifetime.total_seconds() // 60)
     report.add(
@@ -706,6 +655,43 @@ def _check_request(report: Report, context: _Context) -> Optional[Credentials]:
         )
     )
     return credentials
+
+
+def _request_failure(error: Exception, context: _Context) -> Step:
+    """The failed request step for ``error``, with the hint that fits it."""
+    title = "Credential request"
+    if isinstance(error, ProviderError):
+        hint = error.hint.format(
+            endpoint=error.endpoint,
+            role_alias=error.role_alias,
+            thing_name=error.thing_name or "(none sent)",
+        )
+        request = f", request id {error.request_id}" if error.request_id else ""
+        detail = f"HTTP {error.status_code} {error.message!r}{request} ({type(error).__name__})"
+        return Step("request", title, FAIL, detail, hint, EXIT_PROVIDER)
+    if isinstance(error, TlsHandshakeError):
+        detail = str(error)
+        if context.server_trusted:
+            detail = f"the server refused this device's certificate during the handshake ({detail})"
+        hint = (
+            "Register the certificate and make it ACTIVE in the endpoint's account and region "
+            "(`aws iot describe-certificate`), and check its CA is registered if it is not an "
+            "AWS-issued certificate."
+        )
+        return Step("request", title, FAIL, detail, hint, EXIT_NETWORK)
+    if isinstance(error, NetworkError):
+        return Step("request", title, FAIL, str(error), "Check the network.", EXIT_NETWORK)
+    if isinstance(error, CredentialHelperError):
+        return Step("request", title, FAIL, str(error), "", exit_code_for(error))
+    # e.g. awscrt's RuntimeError for a wrong PIN, which the library does not translate yet
+    return Step(
+        "request",
+        title,
+        FAIL,
+        f"unexpected {type(error).__name__}: {error}",
+        "For a PKCS#11 key, check the PIN, the token and the key label.",
+        EXIT_PROVIDER,
+    )
 
 
 def _check_clock(report: Report, credentials: Optional[Credentials]) -> None:
