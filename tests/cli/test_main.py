@@ -52,3 +52,18 @@ def test_emulator_is_delegated(cli: Cli) -> None:
     result = cli.run("emulator", "--help")
     assert result.returncode == 0, result.stderr
     assert "awsiot-credentialhelper emulator" in result.stdout
+
+
+def test_emulator_without_its_extra_exits_2_with_the_pip_command() -> None:
+    # A module set to None in sys.modules is what Python reports as not installed.
+    code = (
+        "import sys\n"
+        "sys.modules['moto'] = None\n"
+        "from awsiot_credentialhelper.cli import main\n"
+        "sys.exit(main(['emulator', '--dir', '.']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert "pip install 'awsiot-credentialhelper[emulator]'" in result.stderr

@@ -136,16 +136,21 @@ def _fast_arguments(arguments: list[str]) -> Any:
     return None if values is None else SimpleNamespace(command=arguments[0], **values)
 
 
+#: What the ``[emulator]`` extra installs (import names).
+EMULATOR_EXTRA = ("moto", "OpenSSL", "flask", "flask_cors")
+
+
 def _emulator(arguments: list[str]) -> int:
-    """Hand over to the emulator's own command line, if its extra is installed."""
-    try:
-        emulator_cli = importlib.import_module("..emulator._cli", __name__)
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("awsiot_credentialhelper"):
-            sys.stderr.write(
-                "awsiot-credentialhelper: error: this build has no emulator command line.\n"
-            )
-        else:
+    """Hand over to the emulator's own command line, if its extra is installed (else exit 2)."""
+    import importlib.util  # noqa: PLC0415
+
+    for name in EMULATOR_EXTRA:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # ValueError: a module without a spec
+            found = False
+        if not found:
             sys.stderr.write(_EMULATOR_HINT)
-        return EXIT_USAGE
+            return EXIT_USAGE
+    emulator_cli = importlib.import_module("..emulator._cli", __name__)
     return int(emulator_cli.main(arguments))
