@@ -14,19 +14,14 @@ from cryptography import x509
 
 from ._credentials import Credentials
 from ._endpoint import Endpoint, parse_endpoint
-from ._keys import KeySource, PemKey, Pkcs11Config, Pkcs11Key
-from ._pem import PemSource, check_validity, load_certificate, read_pem, utcnow
+from ._keys import KeySource, Pkcs11Config, key_source
+from ._pem import PemSource, check_validity, load_certificate, read_pem, resolve_password, utcnow
 from ._protocol import build_request, parse_response, validate_role_alias, validate_thing_name
 from ._proxy import ProxySettings, parse_proxy_url, proxy_from_environment
 from ._retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from ._transport import CrtTransport, build_tls_context
 from ._version import __version__
-from .exceptions import (
-    ConfigurationError,
-    ConflictingOptionsError,
-    CredentialHelperError,
-    InvalidPemError,
-)
+from .exceptions import ConfigurationError, CredentialHelperError, InvalidPemError
 
 __all__ = ["DEFAULT_TIMEOUT", "Clock", "IotCredentialProvider"]
 
@@ -54,7 +49,8 @@ class IotCredentialProvider:
             iot:CredentialProvider``), optionally with ``:port``.
         role_alias: The role alias whose credentials to fetch.
         certificate: The device certificate: PEM ``bytes``, or a path (``str``/``PathLike``).
-        private_key: Its private key: PEM ``bytes``, or a path. Exclusive with ``pkcs11``.
+        private_key: Its private key: PEM ``bytes``, a path, or an RFC 7512 ``pkcs11:`` URI.
+            Exclusive with ``pkcs11``.
         pkcs11: Where the key is in a PKCS#11 token. Exclusive with ``private_key``.
         thing_name: Sent as ``x-amzn-iot-thingname``; needed when policies use thing variables.
         ca: Trusted CA(s) for the server: PEM ``bytes`` or a path. Default: the system store.
@@ -100,15 +96,18 @@ class IotCredentialProvider:
         certificate_pem = read_pem(certificate, what="certificate")
         self.certificate: x509.Certificate = load_certificate(certificate_pem)
         check_validity(self.certificate, clock())
-        self.key: KeySource = _key_source(
-            private_key, pkcs11, self.certificate, private_key_password
+        self.key: KeySource = key_source(
+            private_key=private_key,
+            pkcs11=pkcs11,
+            certificate=self.certificate,
+            password=resolve_password(private_key_password),
         )
         ca_pem = _read_ca(ca) if ca is not None else None
         if not verify_peer:
             logger.warning("verify_peer=False: the server's identity is NOT checked.")
         self.proxy = _choose_proxy(proxy, trust_env, self.endpoint)
         tls_context = build_tls_context(
-            self.key.tls_options(certificate_pem), ca_pem=ca_pem, verify_peer=verify_peer
+            self.key, certificate_pem, ca_pem=ca_pem, verify_peer=verify_peer
         )
         self._transport = CrtTransport(self.endpoint, tls_context, proxy=self.proxy)
         self._request = build_request(
@@ -154,7 +153,8 @@ class IotCredentialProvider:
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
 
     def close(self) -> None:
-        """Stop any retry wait in progress and release the awscrt resources."""
+        """Stop any retry wait in progress and release the awscrt resources (a PKCS#11 token
+        session and login end with them)."""
         self._closed.set()
         self._transport.close()
 
@@ -201,35 +201,6 @@ def _checked(validate: Callable[..., _T], value: object) -> _T:
         return validate(value)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
-
-
-def _key_source(
-    private_key: Optional[PemSource],
-    pkcs11: Optional[Pkcs11Config],
-    certificate: x509.Certificate,
-    password: Union[str, bytes, None],
-) -> KeySource:
-    if private_key is not None and pkcs11 is not None:
-        raise ConflictingOptionsError(
-            "Both private_key and pkcs11 were given: pass exactly one (a key file or PEM bytes, "
-            "or the PKCS#11 token that holds the key)."
-        )
-    if pkcs11 is not None:
-        if password is not None:
-            raise ConflictingOptionsError(
-                "private_key_password applies to a PEM private key, not to pkcs11 (use user_pin)."
-            )
-        return Pkcs11Key(pkcs11)
-    if private_key is None:
-        raise ConflictingOptionsError(
-            "Neither private_key nor pkcs11 was given: pass exactly one (a key file or PEM "
-            "bytes, or the PKCS#11 token that holds the key)."
-        )
-    origin = "private key bytes" if isinstance(private_key, bytes) else f"key file {private_key}"
-    secret = password.encode() if isinstance(password, str) else password
-    return PemKey(
-        read_pem(private_key, what="private key"), certificate, origin=origin, password=secret
-    )
 
 
 def _read_ca(ca: PemSource) -> bytes:

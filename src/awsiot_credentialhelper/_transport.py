@@ -8,6 +8,7 @@ into this package's exceptions.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -24,6 +25,7 @@ from awscrt import io as crt_io
 from awscrt.exceptions import AwsCrtError
 
 from ._endpoint import Endpoint
+from ._keys import KeySource, create_tls_context
 from ._protocol import Request, Response
 from ._proxy import ProxySettings
 from .exceptions import (
@@ -80,19 +82,21 @@ def translate_crt_error(exc: AwsCrtError, endpoint: Endpoint) -> NetworkError:
 
 
 def build_tls_context(
-    options: crt_io.TlsContextOptions, *, ca_pem: Optional[bytes], verify_peer: bool
+    key: KeySource, certificate_pem: bytes, *, ca_pem: Optional[bytes], verify_peer: bool
 ) -> crt_io.ClientTlsContext:
     """A client TLS context: TLS 1.2 or newer, the given CA (else the system store), verification.
 
     Raises:
-        ConfigurationError: awscrt refused the certificate, key or CA.
+        ConfigurationError: awscrt refused the certificate, key or CA (a :class:`Pkcs11Error`
+            when the key's token explains why).
     """
+    options = key.tls_options(certificate_pem)
     options.min_tls_ver = crt_io.TlsVersion.TLSv1_2
     options.verify_peer = verify_peer
     if ca_pem is not None:
         options.override_default_trust_store(ca_pem)
     try:
-        return crt_io.ClientTlsContext(options)
+        return create_tls_context(key, options)
     except AwsCrtError as exc:
         raise ConfigurationError(
             f"awscrt cannot build a TLS context from this certificate, key and CA ({exc.name}): "
@@ -111,12 +115,14 @@ class CrtTransport:
         proxy: Optional[ProxySettings] = None,
     ) -> None:
         self._endpoint = endpoint
-        self._tls_context = tls_context
         self._proxy = proxy
-        self._event_loop_group = crt_io.EventLoopGroup(1)
-        self._resolver = crt_io.DefaultHostResolver(self._event_loop_group)
-        self._bootstrap = crt_io.ClientBootstrap(self._event_loop_group, self._resolver)
-        self._closed = False
+        event_loop_group = crt_io.EventLoopGroup(1)
+        resolver = crt_io.DefaultHostResolver(event_loop_group)
+        self._resources: Optional[_CrtResources] = _CrtResources(
+            tls_context=tls_context,
+            bootstrap=crt_io.ClientBootstrap(event_loop_group, resolver),
+            keep_alive=(event_loop_group, resolver),
+        )
 
     def send(self, request: Request, *, timeout: float) -> Response:
         """Open a connection, send ``request``, return the answer, close the connection.
@@ -124,10 +130,11 @@ class CrtTransport:
         Raises:
             NetworkError: a subclass naming what failed, including timeouts.
         """
-        if self._closed:
+        resources = self._resources
+        if resources is None:
             raise RuntimeError("This transport is closed.")
         deadline = time.monotonic() + timeout
-        connection = self._connect(timeout)
+        connection = self._connect(resources, timeout)
         try:
             _disable_nagle(self._proxy.port if self._proxy else self._endpoint.port)
             return self._exchange(connection, request, deadline)
@@ -135,12 +142,12 @@ class CrtTransport:
             connection.close()
 
     def close(self) -> None:
-        """Release the awscrt resources (they also go when garbage-collected)."""
-        self._closed = True
+        """Drop the awscrt resources; awscrt frees them once no connection uses them."""
+        self._resources = None
 
-    def _connect(self, timeout: float) -> crt_http.HttpClientConnection:
+    def _connect(self, resources: _CrtResources, timeout: float) -> crt_http.HttpClientConnection:
         endpoint = self._endpoint
-        connection_options = self._tls_context.new_connection_options()
+        connection_options = resources.tls_context.new_connection_options()
         # SNI and certificate name check: AWS IoT refuses connections without the right SNI.
         connection_options.set_server_name(endpoint.host)
         socket_options = crt_io.SocketOptions()
@@ -150,7 +157,7 @@ class CrtTransport:
         future: Future[Any] = crt_http.HttpClientConnection.new(
             host_name=endpoint.host,
             port=endpoint.port,
-            bootstrap=self._bootstrap,
+            bootstrap=resources.bootstrap,
             socket_options=socket_options,
             tls_connection_options=connection_options,
             proxy_options=self._proxy_options(),
@@ -209,6 +216,15 @@ class CrtTransport:
             options.auth_username = proxy.username
             options.auth_password = proxy.password or ""
         return options
+
+
+@dataclasses.dataclass(frozen=True)
+class _CrtResources:
+    """What every connection of a transport shares; dropped together on close."""
+
+    tls_context: crt_io.ClientTlsContext
+    bootstrap: crt_io.ClientBootstrap
+    keep_alive: tuple[object, ...]
 
 
 class _ReplyCollector:

@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from awsiot_credentialhelper import IotCredentialProvider
 from awsiot_credentialhelper.exceptions import (
-    CredentialFileError,
     CredentialHelperError,
     Pkcs11Error,
     TlsHandshakeError,
@@ -76,12 +75,6 @@ def test_certificate_of_another_key_fails_the_handshake(
     assert "the server refused this device's certificate" in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="IotCredentialProvider builds its TLS context with crt_io.ClientTlsContext, not "
-    "_keys.create_tls_context, so awscrt's RuntimeError escapes untranslated",
-)
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
@@ -112,12 +105,6 @@ def test_provider_reports_token_mistakes_as_pkcs11_errors(
     assert PIN not in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=CredentialFileError,
-    reason="IotCredentialProvider chooses its key with its own _key_source, not _keys.key_source, "
-    "so a pkcs11: URI as private_key is read as a file path",
-)
 def test_provider_takes_a_pkcs11_uri_as_private_key(
     make_provider: ProviderFactory, tokens: Tokens, ca: trustme.CA, tmp_path: Path
 ) -> None:
@@ -132,12 +119,6 @@ def test_provider_takes_a_pkcs11_uri_as_private_key(
     assert provider.fetch().access_key_id == "ASIATEST"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="IotCredentialProvider.close() keeps its TLS context, so the token session and "
-    "login last until the provider is garbage-collected",
-)
 def test_close_ends_the_token_session(
     server: TlsServer, tokens: Tokens, ca: trustme.CA, ca_file: str
 ) -> None:
