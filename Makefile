@@ -32,7 +32,11 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/fetch.py
+	$(PY) bench/fetch.py --tls12
 	$(PY) bench/refresh.py
+	$(PY) bench/emulator.py
+	$(PY) bench/cli_startup.py
+	$(PY) bench/serve.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .coverage htmlcov

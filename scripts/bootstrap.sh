@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Sets up everything `make demo` and `make test` need on a fresh machine: system packages
-# (SoftHSM2 for the PKCS#11 tests) and a virtualenv with the project and its extras.
+# (SoftHSM2, and a software TPM 2.0 with its PKCS#11 module, for the key-store tests) and a
+# virtualenv with the project and its extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(softhsm2)
+APT_PACKAGES=(
+    softhsm2
+    swtpm swtpm-tools tpm2-tools tpm2-abrmd dbus libtpm2-pkcs11-1 libtpm2-pkcs11-tools
+)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
