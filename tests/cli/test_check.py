@@ -6,13 +6,14 @@ import json
 import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import pytest
 import trustme
 
-from tests.servers import DeviceFiles, TlsServer
+from tests.servers import DeviceFiles, Reply, TlsServer, credentials_body
 
 from .conftest import Cli
 
@@ -149,3 +150,46 @@ def test_missing_settings_and_unreachable_endpoint(
     assert code == 3
     assert steps["tcp"]["status"] == "fail"
     assert steps["dns"]["status"] == "ok"
+
+
+def test_server_refusing_the_client_certificate_is_told_apart_from_an_untrusted_server(
+    cli: Cli, ca: trustme.CA, ca_file: str, device: DeviceFiles
+) -> None:
+    with TlsServer(ca, client_ca=trustme.CA()) as picky:  # trusts another CA for clients
+        code, steps = _check(
+            cli,
+            f"--endpoint={picky.endpoint}",
+            "--role-alias=a",
+            f"--certificate={device.certificate_file}",
+            f"--private-key={device.private_key_file}",
+            f"--ca={ca_file}",
+        )
+    assert code == 3
+    assert steps["tls"]["status"] == "ok"
+    assert steps["request"]["status"] == "fail"
+    assert "refused this device's certificate" in steps["request"]["detail"]
+    assert "ACTIVE" in steps["request"]["hint"]
+
+
+def test_clock_skew_from_the_server_date_is_reported(
+    cli: Cli, server: TlsServer, device: DeviceFiles, ca_file: str
+) -> None:
+    ahead = datetime.now(timezone.utc) + timedelta(minutes=10)
+    server.set_default(
+        Reply(
+            body=credentials_body(now=ahead),
+            headers=(("Date", format_datetime(ahead, usegmt=True)),),
+        )
+    )
+    code, steps = _check(
+        cli,
+        f"--endpoint={server.endpoint}",
+        "--role-alias=a",
+        f"--certificate={device.certificate_file}",
+        f"--private-key={device.private_key_file}",
+        f"--ca={ca_file}",
+    )
+    assert code == 0
+    assert steps["clock"]["status"] == "warn"
+    assert "behind the server" in steps["clock"]["detail"]
+    assert "NTP" in steps["clock"]["hint"]
