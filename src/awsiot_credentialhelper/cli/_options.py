@@ -481,6 +481,7 @@ def pem_or_path(value: str) -> Union[bytes, str]:
 
 
 def is_pkcs11_uri(value: Optional[str]) -> bool:
+    """The library's test (``_pkcs11_uri.is_pkcs11_uri``) without importing awscrt with it."""
     return bool(value) and str(value)[:7].lower() == "pkcs11:"
 
 
