@@ -208,3 +208,11 @@ def test_fast_parse_declines_what_it_does_not_know() -> None:
     assert parsed is not None
     assert (parsed["endpoint"], parsed["no_cache"], parsed["verbose"]) == ("e", True, 2)
     assert parsed["profile"] == "p"
+
+
+@pytest.mark.parametrize("text", ["pkcs11:token=t", "PKCS11:x", "pkcs11", "/k.pem", "", "p"])
+def test_the_cheap_uri_test_agrees_with_the_library(text: str) -> None:
+    from awsiot_credentialhelper._pkcs11_uri import is_pkcs11_uri as library  # noqa: PLC0415
+    from awsiot_credentialhelper.cli._options import is_pkcs11_uri  # noqa: PLC0415
+
+    assert is_pkcs11_uri(text) == library(text)
