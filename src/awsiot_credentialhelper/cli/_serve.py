@@ -580,11 +580,9 @@ def _write_token(path: Optional[str], port: int, token: str) -> str:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         path = os.path.join(directory, f"serve-{port}.token")
     path = os.path.abspath(os.path.expanduser(path))
-    temporary = f"{path}.{os.getpid()}.tmp"
+    temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        descriptor = os.open(
-            temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600
-        )
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(token)
         os.replace(temporary, path)
