@@ -25,7 +25,7 @@ from awscrt import io as crt_io
 from awscrt.exceptions import AwsCrtError
 
 from ._endpoint import Endpoint
-from ._keys import KeySource, create_tls_context
+from ._keys import KeySource, create_tls_context, crt_error_name
 from ._protocol import Request, Response
 from ._proxy import ProxySettings
 from .exceptions import (
@@ -70,15 +70,13 @@ _CRT_ERRORS: tuple[tuple[str, type[NetworkError], str], ...] = (
 )
 
 
-def translate_crt_error(exc: AwsCrtError, endpoint: Endpoint) -> NetworkError:
-    """Our exception for an awscrt failure while talking to ``endpoint``."""
+def translate_crt_error(name: str, endpoint: Endpoint) -> NetworkError:
+    """Our exception for the awscrt failure ``name`` while talking to ``endpoint``."""
     error_class, what = next(
-        ((cls, text) for prefix, cls, text in _CRT_ERRORS if exc.name.startswith(prefix)),
+        ((cls, text) for prefix, cls, text in _CRT_ERRORS if name.startswith(prefix)),
         (NetworkError, "the connection failed"),
     )
-    return error_class(
-        f"{endpoint}: {what} ({exc.name}).", endpoint=str(endpoint), crt_error=exc.name
-    )
+    return error_class(f"{endpoint}: {what} ({name}).", endpoint=str(endpoint), crt_error=name)
 
 
 def build_tls_context(
@@ -171,7 +169,7 @@ class CrtTransport:
                 endpoint=str(endpoint),
             ) from None
         except AwsCrtError as exc:
-            raise translate_crt_error(exc, endpoint) from exc
+            raise translate_crt_error(exc.name, endpoint) from exc
         return connection
 
     def _exchange(
@@ -191,15 +189,20 @@ class CrtTransport:
                 f"{endpoint}: connected, but no complete answer before the timeout.",
                 endpoint=str(endpoint),
             ) from None
-        except AwsCrtError as exc:
+        except (AwsCrtError, RuntimeError) as exc:
+            # awscrt raises RuntimeError("<code> (<NAME>): ...") from synchronous calls such as
+            # request() on a connection the server has just closed.
+            name = crt_error_name(exc)
+            if name is None:
+                raise
             if reply.too_large:
                 raise ConnectionClosedError(
                     f"{endpoint}: the answer is larger than {MAX_RESPONSE_BYTES} bytes; this is "
                     "not the Credential Provider.",
                     endpoint=str(endpoint),
-                    crt_error=exc.name,
+                    crt_error=name,
                 ) from None
-            raise translate_crt_error(exc, endpoint) from exc
+            raise translate_crt_error(name, endpoint) from exc
         return reply.response()
 
     def _proxy_options(self) -> Optional[crt_http.HttpProxyOptions]:
