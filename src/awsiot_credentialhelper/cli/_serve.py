@@ -20,6 +20,7 @@ import secrets
 import shlex
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
@@ -577,7 +578,7 @@ def _write_token(path: Optional[str], port: int, token: str) -> str:
     """Write the token to a 0600 file (temp file + rename) and return the file's path."""
     if path is None:
         directory = _default_token_dir(os.environ)
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        _private_directory(directory)
         path = os.path.join(directory, f"serve-{port}.token")
     path = os.path.abspath(os.path.expanduser(path))
     temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -590,6 +591,20 @@ def _write_token(path: Optional[str], port: int, token: str) -> str:
         _remove(temporary)
         raise ConfigurationError(f"Cannot write the token file {path!r}: {exc.strerror}.") from None
     return path
+
+
+def _private_directory(directory: str) -> None:
+    """Create ``directory`` 0700, or refuse one that other users could read or replace."""
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        info = os.lstat(directory)
+    except OSError as exc:
+        raise ConfigurationError(f"Cannot create {directory!r}: {exc.strerror}.") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise ConfigurationError(
+            f"{directory!r} is not a private directory of this user (mode 0700): fix it or "
+            "pass --token-file."
+        )
 
 
 def _remove(path: str) -> None:
