@@ -7,6 +7,7 @@ import json
 import queue
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -72,6 +73,27 @@ def _wait_until_serving(url: str, *, imds: bool = False, token: str = "") -> Non
         time.sleep(0.05)
 
 
+def _default_chain(cli: Cli, exports: dict[str, str]) -> list[str]:
+    """What botocore's default credential chain finds with these exports, in a fresh process."""
+    code = (
+        "import botocore.session\n"
+        "credentials = botocore.session.Session().get_credentials()\n"
+        "print(credentials.method, credentials.get_frozen_credentials().access_key)\n"
+    )
+    env = cli.environment(exports)
+    env.pop("AWS_EC2_METADATA_DISABLED")
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
 def _exports(lines: Lines, count: int) -> dict[str, str]:
     exports = {}
     for _ in range(count):
@@ -105,7 +127,7 @@ def serve_container(
 
 
 def test_container_mode_serves_botocore_and_guards_the_token(
-    serve_container: tuple[subprocess.Popen[str], dict[str, str]], server: TlsServer
+    cli: Cli, serve_container: tuple[subprocess.Popen[str], dict[str, str]], server: TlsServer
 ) -> None:
     process, exports = serve_container
     url = exports["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
@@ -121,6 +143,7 @@ def test_container_mode_serves_botocore_and_guards_the_token(
     assert credentials is not None
     frozen = credentials.get_frozen_credentials()
     assert (frozen.access_key, frozen.secret_key) == ("ASIATEST", "test-secret-access-key")
+    assert _default_chain(cli, exports) == ["container-role", "ASIATEST"]
 
     base, path = url.rsplit("/", 1)[0], "/credentials"
     assert _request(base, path=path)[0] == 401
@@ -161,6 +184,10 @@ def test_imds_mode_serves_botocore_without_expiry_extension(
         credentials = InstanceMetadataProvider(iam_role_fetcher=fetcher).load()
         assert credentials is not None
         assert credentials.get_frozen_credentials().access_key == "ASIATEST"
+        assert _default_chain(cli, {"AWS_EC2_METADATA_SERVICE_ENDPOINT": url}) == [
+            "iam-role",
+            "ASIATEST",
+        ]
         # More than 25 minutes were left, so botocore kept the real expiry.
         metadata = fetcher.retrieve_iam_role_credentials()
         expiry = datetime.strptime(metadata["expiry_time"], "%Y-%m-%dT%H:%M:%SZ")
