@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .. import _environment as env
 from ._cache import LOCK_GRACE, CacheEntry, ProcessCache
-from ._options import Settings, add_common_options, fast_parse, require, resolve, setup_logging
+from ._options import (
+    TRUE,
+    Settings,
+    add_common_options,
+    fast_parse,
+    require,
+    resolve,
+    setup_logging,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -82,7 +90,7 @@ def run(args: Any) -> int:
         setup_logging(args.verbose)
     settings = resolve(args)
     require(settings, "endpoint", "role_alias", "certificate")
-    no_cache = args.no_cache or os.environ.get(env.CLI_NO_CACHE, "").lower() in ("1", "true", "yes")
+    no_cache = args.no_cache or os.environ.get(env.CLI_NO_CACHE, "").strip().lower() in TRUE
     cache = None if no_cache else ProcessCache.open(settings)
     if cache is None:
         _emit(_fetch(settings, args.verbose).document)
@@ -95,6 +103,8 @@ def run(args: Any) -> int:
             if entry is None or not entry.fresh(time.time()):
                 entry = _fetch(settings, args.verbose)
                 cache.store(entry)
+    elif args.verbose:
+        _log_cache_hit(cache.path, entry)
     _emit(entry.document)
     return 0
 
@@ -107,6 +117,13 @@ def _fetch(settings: Settings, verbosity: int) -> CacheEntry:
     with build_provider(settings) as provider:
         credentials = provider.fetch()
     return CacheEntry.from_credentials(credentials)
+
+
+def _log_cache_hit(path: str, entry: CacheEntry) -> None:
+    import logging  # noqa: PLC0415 - only with -v
+
+    minutes = (entry.expiration - (time.time() + entry.clock_skew)) / 60
+    logging.getLogger(__name__).info("From the cache %s: %.0f min left.", path, minutes)
 
 
 def _emit(document: str) -> None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OPTIONS",
+    "TRUE",
     "Option",
     "Settings",
     "add_common_options",
@@ -34,7 +35,8 @@ __all__ = [
     "setup_logging",
 ]
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
+#: Spellings of true and false accepted from environment variables and profiles.
+TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 _PEM_MARKER = "-----BEGIN"
 
@@ -395,7 +397,7 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
         if raw is True:
             return True
         text = str(raw).strip().lower()
-        if text in _TRUE:
+        if text in TRUE:
             return True
         if text in _FALSE:
             return False
