@@ -221,9 +221,15 @@ def load_private_key(
                 "The private key is not a valid PEM private key (expected '-----BEGIN PRIVATE "
                 "KEY-----', '-----BEGIN RSA PRIVATE KEY-----' or '-----BEGIN EC PRIVATE KEY-----')."
             ) from None
-        # cryptography says "Incorrect password" for a bad password or a corrupt ciphertext and
-        # names the algorithm otherwise; its messages never hold the password or key bytes.
-        if "password" in str(exc).lower():
+        # cryptography names an unknown cipher ("Key encrypted with unknown cipher", "Unknown
+        # key encryption algorithm: <oid>"). Anything else is a bad password: PKCS#8 says
+        # "Incorrect password", while legacy PEM has no MAC, so about one wrong password in 256
+        # decrypts to garbage that fails later, with another message.
+        reason = str(exc).lower()
+        unknown_cipher = isinstance(exc, UnsupportedAlgorithm) or (
+            "unknown" in reason and ("cipher" in reason or "algorithm" in reason)
+        )
+        if not unknown_cipher:
             raise EncryptedKeyError(
                 "Cannot decrypt the private key: the password is wrong (or the key file is "
                 "corrupt)."

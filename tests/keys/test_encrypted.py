@@ -102,6 +102,23 @@ def test_each_failure_has_its_own_message(
         assert password.decode() not in str(caught.value)
 
 
+def test_legacy_wrong_password_that_decrypts_to_garbage_is_still_a_wrong_password(
+    forms: KeyForms,
+) -> None:
+    """Legacy PEM has no MAC: find a wrong password whose padding happens to check out."""
+    for attempt in range(5000):
+        candidate = f"wrong-{attempt}".encode()
+        try:
+            serialization.load_pem_private_key(forms.legacy_encrypted, password=candidate)
+        except ValueError as error:
+            if "Incorrect password" not in str(error):
+                break
+    else:
+        pytest.fail("no wrong password decrypted to garbage in 5000 tries")
+    with pytest.raises(EncryptedKeyError, match="password is wrong"):
+        load_private_key(forms.legacy_encrypted, password=candidate)
+
+
 def test_not_a_key_is_invalid_pem_not_an_encryption_error() -> None:
     with pytest.raises(InvalidPemError, match="not a valid PEM private key"):
         load_private_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
