@@ -11,12 +11,9 @@ loopback; the 1.x baseline is botocore's ``DeferredRefreshableCredentials`` with
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-import threading
-from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
+from datetime import timedelta
 from pathlib import Path
 
 import trustme
@@ -24,41 +21,15 @@ from botocore.credentials import DeferredRefreshableCredentials
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.servers import Received, Reply, TlsServer, issue_device
+from tests.servers import FakeClock, TlsServer, issue_device, issuing
 
 from awsiot_credentialhelper.boto3_session import Boto3SessionProvider
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 6, 1, tzinfo=timezone.utc)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += timedelta(seconds=seconds)
-
-
-def ours(clock: Clock, lifetime: int, rate: int) -> int:
-    def reply(_: Received) -> Reply:
-        now = clock()
-        body = {
-            "credentials": {
-                "accessKeyId": "ASIABENCH",
-                "secretAccessKey": "s",
-                "sessionToken": "t",
-                "expiration": (now + timedelta(seconds=lifetime)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            }
-        }
-        date = (("Date", format_datetime(now, usegmt=True)),)
-        return Reply(body=json.dumps(body).encode(), headers=date)
-
+def ours(clock: FakeClock, lifetime: int, rate: int) -> int:
     ca = trustme.CA()
-    with tempfile.TemporaryDirectory() as directory, TlsServer(ca, default=reply) as server:
+    server = TlsServer(ca, default=issuing(clock, timedelta(seconds=lifetime)))
+    with tempfile.TemporaryDirectory() as directory, server:
         device = issue_device(ca, directory)
         with Boto3SessionProvider(
             server.endpoint,
@@ -79,7 +50,7 @@ def ours(clock: Clock, lifetime: int, rate: int) -> int:
         return server.request_count
 
 
-def botocore_default(clock: Clock, lifetime: int, rate: int) -> int:
+def botocore_default(clock: FakeClock, lifetime: int, rate: int) -> int:
     calls = 0
 
     def refresh() -> dict[str, str]:
@@ -105,8 +76,8 @@ def main() -> None:
     parser.add_argument("--lifetime", type=int, default=900, help="role alias duration, s")
     parser.add_argument("--rate", type=int, default=10, help="API calls per second")
     arguments = parser.parse_args()
-    ours_count = ours(Clock(), arguments.lifetime, arguments.rate)
-    baseline = botocore_default(Clock(), arguments.lifetime, arguments.rate)
+    ours_count = ours(FakeClock(), arguments.lifetime, arguments.rate)
+    baseline = botocore_default(FakeClock(), arguments.lifetime, arguments.rate)
     target = 3600 // (arguments.lifetime // 2)
     print(f"Fetches in one hour, {arguments.rate} API calls/s, {arguments.lifetime} s credentials:")
     print(f"  awsiot-credentialhelper 2.x:    {ours_count:6d}  (target <= {target})")

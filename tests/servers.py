@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import socket
@@ -66,6 +67,45 @@ def credentials_body(
             }
         }
     ).encode()
+
+
+class FakeClock:
+    """A settable wall clock, shared by a client under test and a scripted server."""
+
+    def __init__(self, start: Optional[datetime] = None) -> None:
+        self.now = start or datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += timedelta(seconds=seconds)
+
+
+def issuing(
+    clock: Callable[[], datetime],
+    lifetime: timedelta,
+    *,
+    skew: timedelta = timedelta(0),
+    delay: float = 0.0,
+) -> Callable[[Received], Reply]:
+    """Replies with fresh credentials valid ``lifetime`` by the server's clock (``clock`` +
+    ``skew``), dated with that clock, and numbered ASIA000001, ASIA000002, ..."""
+    counter = itertools.count(1)
+
+    def reply(_: Received) -> Reply:
+        server_now = clock() + skew
+        body = credentials_body(lifetime, now=server_now, key=f"ASIA{next(counter):06d}")
+        return Reply(
+            body=body,
+            headers=(("Date", format_datetime(server_now, usegmt=True)),),
+            delay=delay,
+        )
+
+    return reply
 
 
 def error_body(message: str) -> bytes:

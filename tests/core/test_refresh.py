@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
 from typing import Callable
 
 import pytest
@@ -17,52 +15,9 @@ from botocore.credentials import Credentials as BotocoreCredentials
 
 from awsiot_credentialhelper import RefreshPolicy
 from awsiot_credentialhelper import exceptions as errors
-from awsiot_credentialhelper._provider import Clock
 from awsiot_credentialhelper.boto3_session import Boto3SessionProvider
 
-from ..servers import DeviceFiles, Received, Reply, TlsServer, error_body
-
-
-class FakeClock:
-    """A settable wall clock shared by the client and the scripted server."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += timedelta(seconds=seconds)
-
-
-def issuing(
-    clock: Clock, lifetime: timedelta, *, skew: timedelta = timedelta(0), delay: float = 0.0
-) -> Callable[[Received], Reply]:
-    """A reply factory: credentials valid ``lifetime`` from the server's (skewed) clock."""
-    counter = iter(range(1, 10**6))
-
-    def reply(_: Received) -> Reply:
-        server_now = clock() + skew
-        body = {
-            "credentials": {
-                "accessKeyId": f"ASIA{next(counter):06d}",
-                "secretAccessKey": "s",
-                "sessionToken": "t",
-                "expiration": (server_now + lifetime).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            }
-        }
-        return Reply(
-            body=json.dumps(body).encode(),
-            headers=(("Date", format_datetime(server_now, usegmt=True)),),
-            delay=delay,
-        )
-
-    return reply
-
+from ..servers import DeviceFiles, FakeClock, Reply, TlsServer, error_body, issuing
 
 SessionProviderFactory = Callable[..., Boto3SessionProvider]
 
