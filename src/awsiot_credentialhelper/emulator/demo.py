@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
+from awsiot_credentialhelper.emulator import assume_role_policy
+
 REGION = "us-east-1"
 THING_TYPE = "Thermostat"
 THING = "MyHomeThermostat"
@@ -43,19 +45,6 @@ class _Steps:
     @staticmethod
     def detail(text: str) -> None:
         print(f"   {text}")
-
-
-def _trust_policy() -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "credentials.iot.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
 
 
 def _dynamodb_policy(account: str) -> dict[str, Any]:
@@ -123,9 +112,9 @@ def _admin_setup(emulator: Any, directory: Path, out: _Steps) -> tuple[Path, Pat
     )
 
     out.step(f"Admin: create IAM role {ROLE!r}, trusted by credentials.iot.amazonaws.com")
-    role_arn = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(_trust_policy()))[
-        "Role"
-    ]["Arn"]
+    role_arn = iam.create_role(
+        RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(assume_role_policy())
+    )["Role"]["Arn"]
     iam.put_role_policy(
         RoleName=ROLE,
         PolicyName="Thermostat-dynamodb-access",
