@@ -193,3 +193,17 @@ def test_clock_skew_from_the_server_date_is_reported(
     assert steps["clock"]["status"] == "warn"
     assert "behind the server" in steps["clock"]["detail"]
     assert "NTP" in steps["clock"]["hint"]
+
+
+def test_text_report_falls_back_to_ascii_marks() -> None:
+    from awsiot_credentialhelper.cli._check import FAIL, OK, Report, Step  # noqa: PLC0415
+
+    report = Report()
+    report.add(Step("a", "First", OK, "fine"))
+    report.add(Step("b", "Second", FAIL, "broken", "fix it", 3))
+    assert report.exit_code == 3
+    utf8 = report.to_text("utf-8")
+    assert "✓ First: fine\n✗ Second: broken\n    hint: fix it\n" in utf8
+    ascii_text = report.to_text("ascii")
+    assert "[ok] First: fine\n[FAIL] Second: broken\n" in ascii_text
+    assert ascii_text.endswith("some checks failed (exit code 3)\n")
