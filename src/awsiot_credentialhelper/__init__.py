@@ -8,11 +8,16 @@ does not pay for awscrt, boto3 and botocore when it does not need them: the AWS 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
+# typing.TYPE_CHECKING without importing typing (and re, with it): that import alone would
+# double the start-up of `credential-process` served from its cache. Type checkers treat any
+# name TYPE_CHECKING as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._credentials import Credentials
     from ._keys import Pkcs11Config
     from ._provider import IotCredentialProvider

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = ["HTTPS_PROXY", "NO_PROXY", "get"]
 

@@ -37,7 +37,9 @@ The tree::
 
 from __future__ import annotations
 
-from typing import Optional
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = [
     "AccessDeniedError",

@@ -237,6 +237,7 @@ def test_cache_entries_round_trip_and_judge_freshness_by_the_server_clock() -> N
     assert CacheEntry.parse(entry.serialize()) == entry
     assert entry.fresh(now)  # 1000 s left > 900 s margin
     # The server's clock is 200 s ahead of ours: only 800 s are really left.
-    assert not entry._replace(clock_skew=200.0).fresh(now)
+    skewed = CacheEntry(entry.document, entry.expiration, entry.issued_at, clock_skew=200.0)
+    assert not skewed.fresh(now)
     for broken in (b"", b"garbage", entry.serialize()[:-5], b"x 1 2 3\n{}\n"):
         assert CacheEntry.parse(broken) is None

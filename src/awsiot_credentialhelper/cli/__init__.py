@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Optional
 
 from .._version import __version__
 from ._errors import EXIT_CODES_HELP, EXIT_PROVIDER, EXIT_USAGE
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up time
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
+    from typing import Any, Optional
 
 __all__ = ["main"]
 

@@ -9,19 +9,20 @@ the cached path must not load awscrt, botocore or cryptography.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import stat
 import sys
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from .. import _environment as env
 from ._options import Settings, is_pkcs11_uri
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up time
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, Optional
+
     from .._credentials import Credentials
 
 __all__ = [
@@ -116,16 +117,36 @@ def _material_identity(value: Optional[str]) -> Any:
     return (path, info.st_size, info.st_mtime_ns)
 
 
-class CacheEntry(NamedTuple):
+class CacheEntry:
     """Cached credentials: the exact ``credential_process`` JSON, and what freshness needs.
 
     Times are POSIX seconds; ``clock_skew`` is how far the server's clock was ahead of ours.
+    (A plain class, not a NamedTuple: ``typing`` would double the cached path's start-up.)
     """
 
-    document: str
-    expiration: float
-    issued_at: float
-    clock_skew: float
+    __slots__ = ("clock_skew", "document", "expiration", "issued_at")
+
+    def __init__(
+        self, document: str, expiration: float, issued_at: float, clock_skew: float
+    ) -> None:
+        self.document = document
+        self.expiration = expiration
+        self.issued_at = issued_at
+        self.clock_skew = clock_skew
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CacheEntry):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:  # the document holds secrets: never shown
+        return f"CacheEntry(expiration={self.expiration}, issued_at={self.issued_at})"
+
+    def _fields(self) -> tuple[str, float, float, float]:
+        return (self.document, self.expiration, self.issued_at, self.clock_skew)
 
     @classmethod
     def from_credentials(cls, credentials: Credentials) -> CacheEntry:
@@ -230,8 +251,7 @@ class ProcessCache:
             os.replace(temporary, self.path)
         except OSError as exc:
             _warn(f"cannot write the cache file {self.path!r} ({exc.strerror}); not cached.")
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
+            _unlink_quietly(temporary)
 
     def lock(self, timeout: float) -> CacheLock:
         return CacheLock(self.lock_path, timeout)
@@ -276,3 +296,11 @@ class CacheLock:
 
 def _warn(message: str) -> None:
     sys.stderr.write(f"awsiot-credentialhelper: warning: {message}\n")
+
+
+def _unlink_quietly(path: str) -> None:
+    # Not contextlib.suppress: importing contextlib costs the cached path ~10% of its start-up.
+    try:  # noqa: SIM105
+        os.unlink(path)
+    except OSError:
+        pass

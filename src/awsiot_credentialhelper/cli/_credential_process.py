@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Optional
 
 from .. import _environment as env
 from ._cache import LOCK_GRACE, CacheEntry, ProcessCache
@@ -24,8 +22,11 @@ from ._options import (
     setup_logging,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up time
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
+    from typing import Any, Optional
 
 __all__ = ["configure", "fast_arguments", "run"]
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import _environment as env
 from ..exceptions import ConfigurationError, ConflictingOptionsError, CredentialFileError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up time
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Mapping, Sequence
+    from typing import Any, Optional, Union
 
     from .._keys import Pkcs11Config
     from .._provider import IotCredentialProvider
