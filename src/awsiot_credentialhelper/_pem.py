@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import stat
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Optional, Union
 
@@ -262,8 +262,3 @@ def check_key_matches(certificate: x509.Certificate, key: key_types.PrivateKeyTy
             "created with this certificate (certificate subject "
             f"{certificate.subject.rfc4514_string()!r})."
         )
-
-
-def utcnow() -> datetime:
-    """The one place the library reads the wall clock."""
-    return datetime.now(timezone.utc)

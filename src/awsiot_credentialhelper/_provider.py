@@ -6,16 +6,16 @@ import logging
 import random
 import threading
 import time
-from datetime import datetime
 from types import TracebackType
 from typing import Callable, Optional, TypeVar, Union
 
 from cryptography import x509
 
+from ._clock import Clock, utcnow
 from ._credentials import Credentials
 from ._endpoint import Endpoint, parse_endpoint
 from ._keys import KeySource, Pkcs11Config, key_source
-from ._pem import PemSource, check_validity, load_certificate, read_pem, resolve_password, utcnow
+from ._pem import PemSource, check_validity, load_certificate, read_pem, resolve_password
 from ._protocol import build_request, parse_response, validate_role_alias, validate_thing_name
 from ._proxy import ProxySettings, parse_proxy_url, proxy_from_environment
 from ._retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
@@ -23,15 +23,13 @@ from ._transport import CrtTransport, build_tls_context
 from ._version import __version__
 from .exceptions import ConfigurationError, CredentialHelperError, InvalidPemError
 
-__all__ = ["DEFAULT_TIMEOUT", "Clock", "IotCredentialProvider"]
+__all__ = ["DEFAULT_TIMEOUT", "IotCredentialProvider"]
 
 logger = logging.getLogger(__name__)
 
 #: Total seconds one :meth:`IotCredentialProvider.fetch` may take, retries and waits included.
 DEFAULT_TIMEOUT = 30.0
 
-#: Returns the current time, timezone-aware; tests inject their own.
-Clock = Callable[[], datetime]
 
 _T = TypeVar("_T")
 

@@ -16,8 +16,8 @@ import weakref
 from datetime import timedelta
 from typing import Callable, Optional
 
+from ._clock import Clock
 from ._credentials import Credentials
-from ._provider import Clock
 from .exceptions import CredentialHelperError
 
 __all__ = ["DEFAULT_REFRESH_POLICY", "CredentialCache", "RefreshPolicy"]

@@ -15,9 +15,10 @@ import botocore.session
 from awscrt import io as crt_io
 
 from ._botocore import IotCoreCredentials, install
+from ._clock import Clock, utcnow
 from ._keys import Pkcs11Config
-from ._pem import PemSource, utcnow
-from ._provider import DEFAULT_TIMEOUT, Clock, IotCredentialProvider
+from ._pem import PemSource
+from ._provider import DEFAULT_TIMEOUT, IotCredentialProvider
 from ._refresh import DEFAULT_REFRESH_POLICY, CredentialCache, RefreshPolicy
 from ._retry import DEFAULT_MAX_ATTEMPTS
 from .exceptions import ConflictingOptionsError

@@ -19,7 +19,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .._pem import utcnow
+from .._clock import utcnow
 from .._protocol import CLOCK_SKEW_TOLERANCE
 from ..exceptions import (
     ConfigurationError,

@@ -31,8 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .. import _environment as env
+from .._clock import utcnow
 from .._credentials import Credentials, format_expiration
-from .._pem import utcnow
 from .._refresh import CredentialCache, RefreshPolicy
 from ..exceptions import ConfigurationError, CredentialHelperError
 from ._cache import cache_directory

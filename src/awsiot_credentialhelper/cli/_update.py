@@ -15,8 +15,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Optional
 
 from .. import _environment as env
+from .._clock import utcnow
 from .._credentials import Credentials, format_expiration
-from .._pem import utcnow
 from .._refresh import DEFAULT_REFRESH_POLICY, CredentialCache
 from ..exceptions import CredentialFileError, CredentialHelperError
 from ._cache import CacheLock
