@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/emulator.py
 	$(PY) bench/cli_startup.py
 	$(PY) bench/serve.py
+	$(PY) bench/serve.py --baseline
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .coverage htmlcov

@@ -94,7 +94,14 @@ def main() -> int:
     parser.add_argument(
         "--interval", type=float, default=0.05, help="pause after each answer (default 0.05 s)"
     )
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="measure a bare http.server.ThreadingHTTPServer answering fixed bytes instead",
+    )
     options = parser.parse_args()
+    if options.baseline:
+        return _report(_measure_baseline(options), options, "bare ThreadingHTTPServer")
     ca = trustme.CA()
     with (
         tempfile.TemporaryDirectory() as directory,
@@ -135,6 +142,12 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 serve.kill()
                 serve.wait(10)
+    return _report(results, options, "serve")
+
+
+def _report(
+    results: list[tuple[list[float], list[str]]], options: argparse.Namespace, name: str
+) -> int:
     latencies = sorted(lat for part, _ in results for lat in part)
     errors = [err for _, part in results for err in part]
     if not latencies:
@@ -142,7 +155,7 @@ def main() -> int:
         return 1
     ms = [value * 1000 for value in latencies]
     print(
-        f"serve: {options.clients} clients in {options.processes} processes, "
+        f"{name}: {options.clients} clients in {options.processes} processes, "
         f"{options.duration:.0f} s, pause {options.interval * 1000:.0f} ms after each answer"
     )
     print(
@@ -156,6 +169,41 @@ def main() -> int:
     verdict = "meets" if percentile(ms, 0.99) <= 5.0 and not errors else "MISSES"
     print(f"{verdict} the target (p99 <= 5 ms, zero errors)")
     return 0
+
+
+_BASELINE_SERVER = """
+import http.server, json, sys
+BODY = json.dumps({"AccessKeyId": "ASIABASELINE", "SecretAccessKey": "s" * 40,
+                   "Token": "t" * 600, "Expiration": "2030-01-01T00:00:00Z"}).encode()
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def _measure_baseline(options: argparse.Namespace) -> list[tuple[list[float], list[str]]]:
+    """The same load against the simplest stdlib server: the floor this machine allows."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", _BASELINE_SERVER], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        _wait_ready("127.0.0.1", port, "-")
+        return _run_clients("127.0.0.1", port, "-", options)
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def _wait_ready(host: str, port: int, token: str) -> None:
