@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import configparser
+import fcntl
 import itertools
+import os
 import stat
 import subprocess
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+import pytest
+
+from awsiot_credentialhelper._credentials import Credentials
+from awsiot_credentialhelper.cli import _update
+from awsiot_credentialhelper.exceptions import CredentialFileError
 from tests.servers import Received, Reply, TlsServer, credentials_body
 
 from .conftest import SCRIPT, Cli, stop
@@ -136,3 +144,19 @@ def test_the_loop_rewrites_before_expiry_and_stops_on_sigterm(
     assert process.returncode == 0, err
     assert "Wrote ASIAKEY1 to [default]" in err
     assert "test-secret-access-key" not in err
+
+
+def test_a_writer_that_cannot_get_the_lock_writes_nothing(tmp_path: Path) -> None:
+    """Rewriting the whole file unlocked could drop another writer's profile: refuse instead."""
+    path = tmp_path / "credentials"
+    path.write_text("[other]\naws_access_key_id = KEEP\n")
+    holder = os.open(tmp_path / ".credentials.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    now = datetime.now(timezone.utc)
+    credentials = Credentials("ASIANEW", "secret", "token", now + timedelta(hours=1), now)
+    try:
+        with pytest.raises(CredentialFileError, match="nothing was written"):
+            _update.write_credentials(str(path), "device", credentials, lock_timeout=0.2)
+    finally:
+        os.close(holder)
+    assert path.read_text() == "[other]\naws_access_key_id = KEEP\n"

@@ -258,18 +258,24 @@ class ProcessCache:
 
 
 class CacheLock:
-    """An exclusive ``flock`` that gives up after ``timeout`` seconds rather than hang."""
+    """An exclusive ``flock`` that gives up after ``timeout`` seconds rather than hang.
 
-    def __init__(self, path: str, timeout: float) -> None:
+    By default giving up means going on unlocked (a cache only saves work). With
+    ``required=True`` it raises :class:`CredentialFileError` instead: a file that several
+    writers rewrite whole must never be written unlocked, or one writer's changes are lost.
+    """
+
+    def __init__(self, path: str, timeout: float, *, required: bool = False) -> None:
         self._path = path
         self._timeout = timeout
+        self._required = required
         self._descriptor: Optional[int] = None
 
     def __enter__(self) -> CacheLock:
         try:
             descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
-            _warn(f"cannot open the lock file {self._path!r} ({exc.strerror}); fetching unlocked.")
+            self._give_up(f"cannot open the lock file {self._path!r} ({exc.strerror})")
             return self
         deadline = time.monotonic() + self._timeout
         delay = 0.01
@@ -278,14 +284,24 @@ class CacheLock:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    _warn("another process has held the cache lock too long; fetching anyway.")
                     os.close(descriptor)
+                    self._give_up(
+                        f"another process has held the lock {self._path!r} for over "
+                        f"{self._timeout:.0f} s"
+                    )
                     return self
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
                 continue
             self._descriptor = descriptor
             return self
+
+    def _give_up(self, why: str) -> None:
+        if self._required:
+            from ..exceptions import CredentialFileError  # noqa: PLC0415 - off the cached path
+
+            raise CredentialFileError(f"{why}; nothing was written. Try again.")
+        _warn(f"{why}; going on unlocked.")
 
     def __exit__(self, *exc_info: object) -> None:
         if self._descriptor is not None:

@@ -83,7 +83,9 @@ def credentials_file_path(explicit: Optional[str]) -> str:
     return os.path.realpath(os.path.expanduser(chosen))
 
 
-def write_credentials(path: str, profile: str, credentials: Credentials) -> None:
+def write_credentials(
+    path: str, profile: str, credentials: Credentials, *, lock_timeout: float = LOCK_TIMEOUT
+) -> None:
     """Set ``profile``'s keys in ``path`` atomically, under a lock, keeping everything else.
 
     Raises:
@@ -101,7 +103,7 @@ def write_credentials(path: str, profile: str, credentials: Credentials) -> None
         os.makedirs(directory, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise CredentialFileError(f"Cannot create {directory!r}: {exc.strerror}.") from None
-    with CacheLock(os.path.join(directory, f".{name}.lock"), LOCK_TIMEOUT):
+    with CacheLock(os.path.join(directory, f".{name}.lock"), lock_timeout, required=True):
         existing = _read(path)
         rendered = render_credentials_file(existing, profile, values, origin=f"The file {path!r}")
         temporary = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
