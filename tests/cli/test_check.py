@@ -71,6 +71,7 @@ _BROKEN = {
     "missing-policy": ("request", 1, "iot:AssumeRoleWithCertificate"),
     "wrong-key": ("key_match", 2, "created together"),
     "wrong-ca": ("tls", 3, "signed the SERVER"),
+    "ca-not-pem": ("ca", 2, "AmazonRootCA1.pem"),
 }
 
 
@@ -92,6 +93,9 @@ def test_each_broken_setup_fails_its_step_with_a_hint(
         overrides["private-key"] = str(iot_device_factory().private_key_file)
     elif case == "wrong-ca":
         overrides["ca"] = ca_file  # the test CA, which did not sign the emulator's server
+    elif case == "ca-not-pem":
+        overrides["ca"] = str(device.certificate_file.with_name("not-a-ca.pem"))
+        Path(overrides["ca"]).write_text("not a certificate\n")
     step, code, hint = _BROKEN[case]
     result_code, steps = _check(cli, *_emulated(device, **overrides))
     assert result_code == code

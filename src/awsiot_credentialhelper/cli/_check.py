@@ -553,10 +553,21 @@ def _check_tcp(report: Report, context: _Context) -> None:
     )
 
 
+def _client_context(ca: Optional[str]) -> ssl.SSLContext:
+    """stdlib TLS trusting ``ca`` (path or PEM text), else the system store."""
+    if not ca:
+        return ssl.create_default_context()
+    source = pem_or_path(ca)
+    if isinstance(source, bytes):
+        return ssl.create_default_context(cadata=source.decode())
+    return ssl.create_default_context(cafile=source)
+
+
 def _check_tls(report: Report, context: _Context) -> None:
     endpoint = context.endpoint
-    if endpoint is None or report.failed("tcp") or not context.addresses:
-        report.add(Step("tls", "Server certificate", SKIP, "no connection"))
+    if endpoint is None or report.failed("tcp", "ca") or not context.addresses:
+        why = "no usable CA (see above)" if report.failed("ca") else "no connection"
+        report.add(Step("tls", "Server certificate", SKIP, why))
         return
     settings = context.settings
     if settings.no_verify_peer:
@@ -571,15 +582,9 @@ def _check_tls(report: Report, context: _Context) -> None:
         )
         context.server_trusted = True
         return
-    tls = ssl.create_default_context()
-    if settings.ca:
-        source = pem_or_path(settings.ca)
-        if isinstance(source, bytes):
-            tls = ssl.create_default_context(cadata=source.decode())
-        else:
-            tls = ssl.create_default_context(cafile=source)
     address = context.addresses[0]
     try:
+        tls = _client_context(settings.ca)
         raw = socket.create_connection(address[:2], timeout=context.timeout)
         with raw, tls.wrap_socket(raw, server_hostname=endpoint.host) as wrapped:
             peer: Any = wrapped.getpeercert() or {}
