@@ -112,6 +112,17 @@ def test_private_key_pem_is_refused_on_the_command_line_but_not_in_a_variable() 
     assert "<PEM text>" in repr(result)
 
 
+def test_a_pin_in_a_pkcs11_uri_stays_off_the_command_line_and_out_of_reprs() -> None:
+    uri = "pkcs11:token=t;object=k?module-path=/lib/p11.so&pin-value=135790"
+    with pytest.raises(ConfigurationError, match="pin-value") as caught:
+        resolve(_parse("--private-key", uri), {})
+    assert "135790" not in str(caught.value)
+    result = resolve(_parse(), {"AWSIOT_CREDENTIAL_PRIVATE_KEY": uri})
+    assert result.private_key == uri
+    assert "135790" not in repr(result)
+    assert "pkcs11:token=t;object=k?<query hidden" in repr(result)
+
+
 def test_settings_are_immutable_and_repr_hides_proxy_passwords() -> None:
     result = Settings(proxy="http://user:hunter2@proxy:3128", role_alias="a")
     assert "hunter2" not in repr(result)

@@ -266,6 +266,8 @@ class Settings:
                 continue
             if isinstance(value, str) and _PEM_MARKER in value:
                 value = "<PEM text>"
+            elif isinstance(value, str) and value.startswith("pkcs11:") and "?" in value:
+                value = value.split("?", 1)[0] + "?<query hidden: may hold a PIN>"
             elif name == "proxy" and isinstance(value, str) and "@" in value:
                 value = "<proxy URL with credentials>"
             shown.append(f"{name}={value!r}")
@@ -385,12 +387,24 @@ def resolve(namespace: Any, environ: Optional[Mapping[str, str]] = None) -> Sett
         values[option.name] = _convert(option, raw, source)
         sources[option.name] = source
     key = values.get("private_key")
-    if key and sources["private_key"] == "--private-key" and _PEM_MARKER in key:
+    if key and sources["private_key"] == "--private-key":
+        _refuse_secret_on_command_line(key)
+    return Settings(profile=profile_name, sources=sources, **values)
+
+
+def _refuse_secret_on_command_line(key: str) -> None:
+    """A command line is visible to every user (ps, shell history): no key or PIN there."""
+    if _PEM_MARKER in key:
         raise ConfigurationError(
             "--private-key holds PEM text: a private key on the command line is visible to every "
             f"user (ps, shell history). Pass a file path, or put the PEM in ${env.CLI_PRIVATE_KEY}."
         )
-    return Settings(profile=profile_name, sources=sources, **values)
+    if key.startswith("pkcs11:") and "pin-value=" in key:
+        raise ConfigurationError(
+            "--private-key holds a pkcs11: URI with pin-value: a PIN on the command line is "
+            "visible to every user (ps, shell history). Use pin-source=file:<path>, --pin-file, "
+            f"or put the URI in ${env.CLI_PRIVATE_KEY}."
+        )
 
 
 def _convert(option: Option, raw: Any, source: str) -> Any:
