@@ -157,7 +157,9 @@ def _label(attrs: dict[str, str], name: str) -> Optional[str]:
 def _slot_id(value: Optional[str]) -> Optional[int]:
     if value is None:
         return None
-    if not (value.isascii() and value.isdigit()) or int(value) > _MAX_SLOT_ID:
+    # Length first: int() refuses strings of over 4300 digits with its own ValueError.
+    digits = value.isascii() and value.isdigit() and len(value) <= 20
+    if not digits or int(value) > _MAX_SLOT_ID:
         raise Pkcs11Error(
             f"The PKCS#11 URI has slot-id={value[:40]!r}: it must be a decimal number (see "
             "`softhsm2-util --show-slots` or `pkcs11-tool --list-slots`)."

@@ -109,6 +109,7 @@ def test_parses(uri: str, expected: Pkcs11Config) -> None:
         pytest.param(f"pkcs11:slot-id=-1{Q}", "decimal number", id="slot-negative"),
         pytest.param(f"pkcs11:slot-id={2**64}{Q}", "decimal number", id="slot-too-big"),
         pytest.param(f"pkcs11:slot-id=%D9%A1{Q}", "decimal number", id="slot-arabic-digit"),
+        pytest.param(f"pkcs11:slot-id={'9' * 5000}{Q}", "decimal number", id="slot-5000-digits"),
         pytest.param(
             f"pkcs11:{Q}&pin-value=1&pin-source=file:/p", "both pin-source and pin-value", id="2pin"
         ),
