@@ -192,16 +192,20 @@ class ProviderError(CredentialHelperError):
         self.thing_name = thing_name
         super().__init__(self._describe())
 
-    def _describe(self) -> str:
-        request = f", request id {self.request_id}" if self.request_id else ""
-        hint = self.hint.format(
+    @property
+    def advice(self) -> str:
+        """What to do about it, for this endpoint, alias and thing."""
+        return self.hint.format(
             endpoint=self.endpoint,
             role_alias=self.role_alias,
             thing_name=self.thing_name or "(none sent)",
         )
+
+    def _describe(self) -> str:
+        request = f", request id {self.request_id}" if self.request_id else ""
         return (
             f"{self.endpoint} refused role alias {self.role_alias!r}: HTTP {self.status_code} "
-            f"{self.message!r}{request}. {hint}"
+            f"{self.message!r}{request}. {self.advice}"
         )
 
 

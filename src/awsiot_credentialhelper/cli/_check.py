@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from .._credentials import Credentials
     from .._endpoint import Endpoint
+    from .._keys import Pkcs11Config
 
 __all__ = ["Report", "Step", "configure", "run"]
 
@@ -172,6 +173,8 @@ class _Context:
         self.certificate: Optional[x509.Certificate] = None
         self.addresses: list[Any] = []
         self.server_trusted = False
+        #: The token configuration, once resolved (with its PIN: asked for once).
+        self.pkcs11: Optional[Pkcs11Config] = None
 
 
 def diagnose(settings: Settings) -> Report:
@@ -423,6 +426,7 @@ def _check_pkcs11(report: Report, context: _Context) -> None:
         from .._keys import Pkcs11Key  # noqa: PLC0415
 
         key = Pkcs11Key(config)
+        context.pkcs11 = config
     except ConfigurationError as error:
         report.add(
             Step(
@@ -644,7 +648,7 @@ def _check_request(report: Report, context: _Context) -> Optional[Credentials]:
         report.add(Step("request", title, SKIP, "fix the failures above first"))
         return None
     try:
-        with build_provider(context.settings) as provider:
+        with build_provider(context.settings, pkcs11=context.pkcs11) as provider:
             credentials = provider.fetch()
     except Exception as error:  # every failure becomes a step; none escapes the report
         report.add(_request_failure(error, context))
@@ -666,11 +670,7 @@ def _request_failure(error: Exception, context: _Context) -> Step:
     """The failed request step for ``error``, with the hint that fits it."""
     title = "Credential request"
     if isinstance(error, ProviderError):
-        hint = error.hint.format(
-            endpoint=error.endpoint,
-            role_alias=error.role_alias,
-            thing_name=error.thing_name or "(none sent)",
-        )
+        hint = error.advice
         request = f", request id {error.request_id}" if error.request_id else ""
         detail = f"HTTP {error.status_code} {error.message!r}{request} ({type(error).__name__})"
         return Step("request", title, FAIL, detail, hint, EXIT_PROVIDER)
@@ -688,7 +688,6 @@ def _request_failure(error: Exception, context: _Context) -> Step:
         return Step("request", title, FAIL, str(error), "Check the network.", EXIT_NETWORK)
     if isinstance(error, CredentialHelperError):
         return Step("request", title, FAIL, str(error), "", exit_code_for(error))
-    # e.g. awscrt's RuntimeError for a wrong PIN, which the library does not translate yet
     return Step(
         "request",
         title,

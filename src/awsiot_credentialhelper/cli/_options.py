@@ -588,9 +588,15 @@ def _flags(names: list[str]) -> str:
 
 
 def build_provider(
-    settings: Settings, environ: Optional[Mapping[str, str]] = None
+    settings: Settings,
+    environ: Optional[Mapping[str, str]] = None,
+    *,
+    pkcs11: Optional[Pkcs11Config] = None,
 ) -> IotCredentialProvider:
     """The library's provider for these settings: the one path to the network.
+
+    ``pkcs11`` is the token configuration when the caller has already resolved it (and so
+    already asked for the PIN); otherwise it is resolved here.
 
     Raises:
         ConfigurationError: a subclass naming the setting to fix.
@@ -602,7 +608,8 @@ def build_provider(
     from .._pem import resolve_password  # noqa: PLC0415 - imports cryptography
     from .._provider import IotCredentialProvider  # noqa: PLC0415 - imports awscrt
 
-    pkcs11 = pkcs11_config(settings, environ)
+    if pkcs11 is None:
+        pkcs11 = pkcs11_config(settings, environ)
     password = None
     if pkcs11 is None:
         variable = env.CLI_PRIVATE_KEY_PASSWORD
