@@ -11,7 +11,9 @@ from datetime import timedelta
 
 import pytest
 
+from awsiot_credentialhelper._provider import DEFAULT_TIMEOUT
 from awsiot_credentialhelper.cli._cache import CacheEntry, refresh_margin
+from awsiot_credentialhelper.cli._credential_process import FETCH_TIMEOUT
 from tests.servers import Reply, TlsServer, credentials_body, error_body
 
 from .conftest import SCRIPT, Cli
@@ -241,3 +243,7 @@ def test_cache_entries_round_trip_and_judge_freshness_by_the_server_clock() -> N
     assert not skewed.fresh(now)
     for broken in (b"", b"garbage", entry.serialize()[:-5], b"x 1 2 3\n{}\n"):
         assert CacheEntry.parse(broken) is None
+
+
+def test_the_lock_wait_follows_the_library_default_timeout() -> None:
+    assert FETCH_TIMEOUT == DEFAULT_TIMEOUT

@@ -32,6 +32,9 @@ __all__ = ["configure", "fast_arguments", "run"]
 
 _SWITCHES = {"--no-cache": "no_cache"}
 
+#: The library's DEFAULT_TIMEOUT, restated: importing it would load awscrt on the cached path.
+FETCH_TIMEOUT = 30.0
+
 DESCRIPTION = """\
 Print temporary AWS credentials as the JSON document that the AWS CLI and SDKs read from a
 `credential_process` command. Credentials are cached (0600 files under
@@ -98,7 +101,7 @@ def run(args: Any) -> int:
         return 0
     entry = cache.load()
     if entry is None or not entry.fresh(time.time()):
-        timeout = (settings.timeout or 30.0) + LOCK_GRACE
+        timeout = (settings.timeout or FETCH_TIMEOUT) + LOCK_GRACE
         with cache.lock(timeout):
             entry = cache.load()  # another process may have fetched while we waited
             if entry is None or not entry.fresh(time.time()):
