@@ -6,16 +6,23 @@ and the answer's raw status, headers and body are visible.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
 import json
+import socket
 import ssl
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, TypeVar, Union
+
+import pytest
 
 from awsiot_credentialhelper.emulator import Device, Emulator
 
 TIMEOUT = 10.0
+_T = TypeVar("_T")
 StrPath = Union[str, Path]
 
 
@@ -106,3 +113,36 @@ def fetch(
         )
     finally:
         connection.close()
+
+
+def call_with_deadline(function: Callable[[], _T], seconds: float = 20.0) -> _T:
+    """Run ``function`` in a daemon thread; fail the test if it has not returned in time.
+
+    For calls that used to hang: the test fails instead of blocking the whole run.
+    """
+    results: list[_T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(function())
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="test-deadline", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"still running after {seconds} s: it hangs")
+    if errors:
+        raise errors[0]
+    return results[0]
+
+
+@contextlib.contextmanager
+def held_port() -> Iterator[int]:
+    """A loopback port that something else is listening on."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        yield int(busy.getsockname()[1])

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ._client import TIMEOUT, tls_context
+from ._client import TIMEOUT, call_with_deadline, held_port, tls_context
 
 STARTUP_TIMEOUT = 60.0
 
@@ -100,3 +100,17 @@ def test_cli_reports_a_busy_port(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         assert main(["--dir", str(tmp_path), "--port", str(port)]) == 1
+
+
+def test_cli_reports_a_busy_moto_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from awsiot_credentialhelper.emulator._cli import main  # noqa: PLC0415
+
+    with held_port() as port:
+        status = call_with_deadline(
+            lambda: main(["--dir", str(tmp_path), "--moto-port", str(port)])
+        )
+    assert status == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: ")
+    assert f"127.0.0.1:{port}" in error
+    assert "Traceback" not in error

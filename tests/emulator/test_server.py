@@ -18,7 +18,17 @@ import pytest
 
 from awsiot_credentialhelper.emulator import Device, Emulator
 
-from ._client import TIMEOUT, Answer, connect, credentials_path, fetch, request, tls_context
+from ._client import (
+    TIMEOUT,
+    Answer,
+    call_with_deadline,
+    connect,
+    credentials_path,
+    fetch,
+    held_port,
+    request,
+    tls_context,
+)
 
 
 @contextlib.contextmanager
@@ -277,6 +287,16 @@ def test_stop_closes_sockets_and_joins_threads(tmp_path: Path) -> None:
     emulator.stop()  # idempotent
     with pytest.raises(RuntimeError, match="not running"):
         _ = emulator.endpoint
+
+
+def test_a_busy_moto_port_fails_promptly(tmp_path: Path) -> None:
+    with held_port() as port:
+        emulator = Emulator(directory=tmp_path, moto_port=port)
+        with pytest.raises(OSError, match=f"127.0.0.1:{port}"):
+            call_with_deadline(emulator.start)
+    assert not emulator.running
+    with emulator:  # the failed start left nothing behind that blocks a retry
+        assert emulator.aws_endpoint_url == f"http://127.0.0.1:{port}"
 
 
 def test_private_key_files_are_owner_only(iot_emulator: Emulator, iot_device: Device) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any, Optional
@@ -76,15 +77,32 @@ def _server_class() -> Any:
             """Do not log every API call to stderr."""
 
     class AdaptedMotoServer(ThreadedMotoServer):
+        #: Why the server thread could not start serving (moto's own start() would wait
+        #: forever: it only sets the ready event after a successful bind).
+        startup_error: Optional[BaseException] = None
+
         def _server_entry(self) -> None:
-            app = DomainDispatcherApplication(create_backend_app)
-            server: Any = make_server(
-                self._ip_address, self._port, app, True, request_handler=QuietRequestHandler
-            )
-            server.daemon_threads = False  # so that server_close() joins request threads
-            server.block_on_close = True
-            self._server = server
-            self._server_ready_event.set()
+            try:
+                app = DomainDispatcherApplication(create_backend_app)
+                # Bind here: werkzeug answers a failed bind by printing to stderr and calling
+                # sys.exit(1); given a bound socket it only wraps (a duplicate of) it.
+                with socket.create_server((self._ip_address, self._port)) as listener:
+                    server: Any = make_server(
+                        self._ip_address,
+                        self._port,
+                        app,
+                        True,
+                        request_handler=QuietRequestHandler,
+                        fd=listener.fileno(),
+                    )
+                server.daemon_threads = False  # so that server_close() joins request threads
+                server.block_on_close = True
+                self._server = server
+            except BaseException as exc:  # handed to start() in the caller's thread
+                self.startup_error = exc
+                return
+            finally:
+                self._server_ready_event.set()
             server.serve_forever(poll_interval=0.1)
 
     return AdaptedMotoServer
@@ -98,12 +116,24 @@ class MotoServer:
     """
 
     def __init__(self, port: int = 0) -> None:
+        self._port = port
         self._server: Any = _server_class()(ip_address="127.0.0.1", port=port, verbose=False)
         self._started = False
 
     def start(self) -> None:
-        """Start serving (returns once the socket is listening)."""
+        """Start serving (returns once the socket is listening).
+
+        Raises:
+            OSError: the server could not listen, e.g. the port is taken.
+        """
         self._server.start()
+        error: Optional[BaseException] = self._server.startup_error
+        if error is not None:
+            self._server._thread.join()  # it has already returned
+            reason = error.strerror if isinstance(error, OSError) else None
+            raise OSError(
+                f"moto's server cannot listen on 127.0.0.1:{self._port}: {reason or repr(error)}"
+            ) from error
         self._started = True
 
     @property
