@@ -288,11 +288,33 @@ def test_explicit_deny_in_a_second_policy(iot_emulator: Emulator, iot_device: De
     assert fetch(iot_emulator, iot_device, thing_name=None).status == 200
 
 
-def test_malformed_policy_grants_nothing(iot_emulator: Emulator, iot_device: Device) -> None:
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param("{not json", id="not-json"),
+        pytest.param(
+            json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": {
+                        "Effect": "Deny",
+                        "Action": "iot:*",
+                        "Resource": "*",
+                        "Condition": {"NumericEquals": {"iot:Connection.Thing.Attributes[n]": 1}},
+                    },
+                }
+            ),
+            id="deny-with-unsupported-operator",
+        ),
+    ],
+)
+def test_unreadable_policy_fails_closed(
+    iot_emulator: Emulator, iot_device: Device, document: str
+) -> None:
+    # The device's own policy still allows; a policy the emulator cannot read must deny.
     iot = iot_emulator.client("iot")
-    iot.detach_policy(policyName=iot_device.policy_name, target=iot_device.certificate_arn)
     name = unique("broken")
-    iot.create_policy(policyName=name, policyDocument="{not json")  # moto does not validate
+    iot.create_policy(policyName=name, policyDocument=document)  # moto does not validate
     iot.attach_policy(policyName=name, target=iot_device.certificate_arn)
     assert_error(fetch(iot_emulator, iot_device), DENIED)
 

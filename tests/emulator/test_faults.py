@@ -176,6 +176,12 @@ def test_counters_and_request_log_hold_no_secrets(
     assert token not in log_text
 
 
+#: A valid policy that neither allows nor denies the credential request.
+UNRELATED_POLICY = json.dumps(
+    {"Statement": {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}}
+)
+
+
 def test_requests_stay_correct_while_moto_state_changes(
     iot_emulator: Emulator, iot_device: Device
 ) -> None:
@@ -190,7 +196,7 @@ def test_requests_stay_correct_while_moto_state_changes(
                 name = f"churn-{uuid.uuid4().hex[:8]}"
                 iot.create_thing(thingName=name)
                 iot.attach_thing_principal(thingName=name, principal=iot_device.certificate_arn)
-                iot.create_policy(policyName=name, policyDocument='{"Statement": []}')
+                iot.create_policy(policyName=name, policyDocument=UNRELATED_POLICY)
                 iot.attach_policy(policyName=name, target=iot_device.certificate_arn)
                 iot.detach_policy(policyName=name, target=iot_device.certificate_arn)
         except BaseException as exc:  # reported to the test thread below

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from awsiot_credentialhelper.emulator import _policy as policy_module
 from awsiot_credentialhelper.emulator._policy import (
     PolicyContext,
     PolicyDecision,
@@ -395,42 +396,72 @@ CASES: list[Any] = [
         DENY,
         id="deny-condition-met",
     ),
-    # --- malformed documents grant nothing, and do not spoil the others
-    pytest.param(["{not json"], CONTEXT, IMPLICIT, id="malformed-json"),
-    pytest.param(
-        ["{not json", policy(allow())], CONTEXT, ALLOW, id="malformed-ignored-others-count"
-    ),
-    pytest.param([json.dumps([allow()])], CONTEXT, IMPLICIT, id="malformed-not-object"),
+    # --- a document that cannot be parsed or evaluated fails closed: an explicit Deny
+    pytest.param(["{not json"], CONTEXT, DENY, id="malformed-json"),
+    pytest.param(["{not json", policy(allow())], CONTEXT, DENY, id="malformed-beats-an-allow"),
+    pytest.param([json.dumps([allow()])], CONTEXT, DENY, id="malformed-not-object"),
     pytest.param(
         [policy({"Effect": "allow", "Action": ACTION, "Resource": "*"})],
         CONTEXT,
-        IMPLICIT,
+        DENY,
         id="malformed-effect-case",
     ),
     pytest.param(
         [policy({"Effect": "Allow", "Action": ACTION})],
         CONTEXT,
-        IMPLICIT,
+        DENY,
         id="malformed-no-resource",
     ),
     pytest.param(
         [policy({"Effect": "Allow", "Action": ACTION, "NotAction": "x", "Resource": "*"})],
         CONTEXT,
-        IMPLICIT,
+        DENY,
         id="malformed-action-and-not-action",
     ),
     pytest.param(
         [policy(allow(**when("NumericEquals", OWNER, "1")))],
         CONTEXT,
-        IMPLICIT,
+        DENY,
         id="malformed-unknown-operator",
     ),
-    pytest.param([policy(allow(action=[]))], CONTEXT, IMPLICIT, id="malformed-empty-action-list"),
+    pytest.param([policy(allow(action=[]))], CONTEXT, DENY, id="malformed-empty-action-list"),
     pytest.param(
         [{"Version": "2012-10-17", "Statement": []}],
         CONTEXT,
-        IMPLICIT,
+        DENY,
         id="malformed-no-statements",
+    ),
+    # An allow-all policy must not outweigh a Deny the evaluator cannot read.
+    pytest.param(
+        [policy(allow("*", "*")), policy(deny(**when("ForAnyValue:StringEquals", OWNER, "x")))],
+        CONTEXT,
+        DENY,
+        id="unreadable-deny-for-any-value-beats-allow-all",
+    ),
+    pytest.param(
+        [policy(allow("*", "*")), policy(deny(**when("NumericEquals", OWNER, ["1"])))],
+        CONTEXT,
+        DENY,
+        id="unreadable-deny-numeric-beats-allow-all",
+    ),
+    # JSON booleans inside a value list read like bare ones.
+    pytest.param(
+        [policy(allow("*", "*")), policy(deny(**when("Bool", ATTACHED, [True])))],
+        CONTEXT,
+        DENY,
+        id="bool-json-list-deny-met",
+    ),
+    pytest.param(
+        [policy(allow("*", "*")), policy(deny(**when("Bool", ATTACHED, [False])))],
+        CONTEXT,
+        ALLOW,
+        id="bool-json-list-deny-unmet",
+    ),
+    pytest.param(
+        [policy(allow(**when("Bool", ATTACHED, [False, True])))],
+        CONTEXT,
+        ALLOW,
+        id="bool-json-list-any-value",
     ),
 ]
 
@@ -448,7 +479,21 @@ def test_malformed_policy_is_logged_with_the_reason(caplog: pytest.LogCaptureFix
     caplog.set_level(logging.WARNING, logger="awsiot_credentialhelper.emulator")
     evaluate(['{"Statement": [{"Effect": "Perhaps"}]}'], ACTION, ALIAS_ARN, CONTEXT)
     assert "Effect must be 'Allow' or 'Deny'" in caplog.text
+    assert "fails closed" in caplog.text
     assert caplog.records[0].name.startswith("awsiot_credentialhelper.emulator")
+    assert caplog.records[0].levelno == logging.WARNING
+
+
+def test_a_policy_that_fails_during_evaluation_denies(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> bool:
+        raise RuntimeError("evaluator bug")
+
+    monkeypatch.setattr(policy_module, "_applies", broken)
+    caplog.set_level(logging.WARNING, logger="awsiot_credentialhelper.emulator")
+    assert evaluate([policy(allow())], ACTION, ALIAS_ARN, CONTEXT) is DENY
+    assert "evaluator bug" in caplog.text
 
 
 def test_decision_allowed_property() -> None:

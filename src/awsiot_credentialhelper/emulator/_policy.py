@@ -37,7 +37,11 @@ _LITERAL_ESCAPES = frozenset("*?$")
 
 
 class PolicyError(ValueError):
-    """A policy document is not JSON or not a policy; such a document grants nothing."""
+    """A policy document is not JSON or not a policy this evaluator understands.
+
+    :func:`evaluate` treats such a document as an explicit Deny (it fails closed): it may
+    hold Deny statements, and ignoring them would grant what the author meant to refuse.
+    """
 
 
 class PolicyDecision(enum.Enum):
@@ -203,6 +207,15 @@ def _pick(statement: Mapping[str, Any], name: str) -> tuple[tuple[str, ...], boo
     return _strings(negative, f"Not{name}"), True
 
 
+def _bools_as_text(values: Any) -> Any:
+    """Write JSON booleans (``"Bool": {"k": true}`` or ``[true]``) as IAM's ``"true"``."""
+    if isinstance(values, bool):
+        return "true" if values else "false"
+    if isinstance(values, list):
+        return [_bools_as_text(item) if isinstance(item, bool) else item for item in values]
+    return values
+
+
 def _parse_conditions(block: Any) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
     if block is None:
         return ()
@@ -214,9 +227,7 @@ def _parse_conditions(block: Any) -> tuple[tuple[str, str, tuple[str, ...]], ...
         if not isinstance(keys, dict):
             raise PolicyError(f"Condition operator {operator} must map keys to values")
         for key, values in keys.items():
-            if isinstance(values, bool):
-                values = "true" if values else "false"  # noqa: PLW2901 (JSON booleans in Bool)
-            parsed.append((operator, key, _strings(values, f"{operator} {key}")))
+            parsed.append((operator, key, _strings(_bools_as_text(values), f"{operator} {key}")))
     return tuple(parsed)
 
 
@@ -396,7 +407,9 @@ def evaluate(
     """Decide whether the policies allow ``action`` on ``resource``.
 
     An explicit Deny in any policy wins; without an Allow the answer is an implicit deny.
-    A malformed document is logged and ignored: it grants nothing.
+    A document that cannot be parsed or evaluated (not JSON, not a policy, an unsupported
+    condition operator ...) fails closed: it counts as an explicit Deny, logged at WARNING
+    with the reason, because it may hold Deny statements that must not be lost.
 
     Args:
         documents: The policy documents attached to the principal (JSON text or parsed).
@@ -411,13 +424,15 @@ def evaluate(
             policy = (
                 _parse_cached(document) if isinstance(document, str) else parse_policy(document)
             )
-        except PolicyError as exc:
-            _LOG.warning("Ignoring a malformed IoT policy (it grants nothing): %s", exc)
-            continue
-        for statement in policy.statements:
-            if not _applies(statement, action, resource, variables):
-                continue
-            if statement.effect == "Deny":
-                return PolicyDecision.EXPLICIT_DENY
-            allowed = True
+            effects = [
+                statement.effect
+                for statement in policy.statements
+                if _applies(statement, action, resource, variables)
+            ]
+        except Exception as exc:  # any failure must deny, never grant
+            _LOG.warning("An IoT policy cannot be evaluated, so it denies (fails closed): %s", exc)
+            return PolicyDecision.EXPLICIT_DENY
+        if "Deny" in effects:
+            return PolicyDecision.EXPLICIT_DENY
+        allowed = allowed or "Allow" in effects
     return PolicyDecision.ALLOW if allowed else PolicyDecision.IMPLICIT_DENY
