@@ -13,6 +13,8 @@ import pytest
 from awsiot_credentialhelper.emulator import Device, Emulator
 from awsiot_credentialhelper.emulator._registry import MotoRegistry
 
+from ._client import fetch
+
 
 @pytest.fixture
 def registry(iot_emulator: Emulator) -> MotoRegistry:
@@ -108,3 +110,33 @@ def test_clients_ignore_the_users_aws_profile(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "missing-config"))
     sts = iot_emulator.session().client("sts", endpoint_url=iot_emulator.aws_endpoint_url)
     assert sts.get_caller_identity()["Account"] == iot_emulator.account_id
+
+
+@pytest.mark.parametrize(
+    ("region", "prefix"),
+    [
+        pytest.param("us-east-1", "arn:aws:iot:us-east-1:", id="aws"),
+        pytest.param("cn-north-1", "arn:aws-cn:iot:cn-north-1:", id="aws-cn"),
+        pytest.param("us-gov-west-1", "arn:aws-us-gov:iot:us-gov-west-1:", id="aws-us-gov"),
+    ],
+)
+def test_role_alias_arn_names_the_partition(tmp_path: Path, region: str, prefix: str) -> None:
+    emulator = Emulator(directory=tmp_path, region=region)  # not started: the ARN is pure
+    arn = emulator.role_alias_arn("door")
+    assert arn == f"{prefix}{emulator.account_id}:rolealias/door"
+    assert arn == MotoRegistry(emulator.account_id, region).role_alias_arn("door")
+
+
+def test_a_policy_naming_role_alias_arn_grants_in_china(tmp_path: Path) -> None:
+    with Emulator(directory=tmp_path, region="cn-north-1") as emulator:
+        alias = "china-door-role-alias"
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": {
+                "Effect": "Allow",
+                "Action": "iot:AssumeRoleWithCertificate",
+                "Resource": emulator.role_alias_arn(alias),
+            },
+        }
+        device = emulator.provision_device("china-door", role_alias=alias, iot_policy=policy)
+        assert fetch(emulator, device).status == 200

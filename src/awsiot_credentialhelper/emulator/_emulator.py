@@ -21,7 +21,7 @@ from ._faults import Controls
 from ._journal import Journal, RequestRecord, Stats
 from ._moto import DEFAULT_ACCOUNT_ID, MotoServer, aws_client, aws_session, valid_certificate_ids
 from ._provision import DEFAULT_CREDENTIAL_DURATION, Device, DeviceOptions, provision_device
-from ._registry import MotoRegistry
+from ._registry import MotoRegistry, role_alias_arn
 from ._server import TlsHttpServer
 from ._tls import create_server_pki, server_context
 
@@ -209,7 +209,7 @@ class Emulator:
 
     def role_alias_arn(self, alias: str) -> str:
         """The ARN an IoT policy uses to name ``alias`` in this emulator's account and region."""
-        return f"arn:aws:iot:{self.region}:{self.account_id}:rolealias/{alias}"
+        return role_alias_arn(self.region, self.account_id, alias)
 
     def provision_device(
         self,

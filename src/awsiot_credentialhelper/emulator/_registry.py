@@ -25,6 +25,8 @@ __all__ = [
     "RoleAliasRecord",
     "RoleRecord",
     "ThingRecord",
+    "partition_of",
+    "role_alias_arn",
 ]
 
 _T = TypeVar("_T")
@@ -77,6 +79,18 @@ class IssuedCredentials:
     session_token: str = dataclasses.field(repr=False)
 
 
+def partition_of(region: str) -> str:
+    """The ARN partition of ``region``: ``aws``, ``aws-cn``, ``aws-us-gov`` ..."""
+    from moto.utilities.utils import get_partition  # noqa: PLC0415 - moto is optional
+
+    return str(get_partition(region))
+
+
+def role_alias_arn(region: str, account_id: str, alias: str) -> str:
+    """The ARN an IoT policy names for ``alias`` in this account and region."""
+    return f"arn:{partition_of(region)}:iot:{region}:{account_id}:rolealias/{alias}"
+
+
 def _copy_retrying(read: Callable[[], _T]) -> _T:
     """Run ``read`` (which copies a moto dict); retry once if a writer changed it meanwhile."""
     try:
@@ -107,11 +121,10 @@ class MotoRegistry:
         from moto.iam.models import iam_backends  # noqa: PLC0415
         from moto.iot.models import iot_backends  # noqa: PLC0415
         from moto.sts.models import sts_backends  # noqa: PLC0415
-        from moto.utilities.utils import get_partition  # noqa: PLC0415
 
         self.account_id = account_id
         self.region = region
-        self.partition: str = get_partition(region)
+        self.partition = partition_of(region)
         self._iot_backends: Any = iot_backends
         self._iam_backends: Any = iam_backends
         self._sts_backends: Any = sts_backends
@@ -133,7 +146,7 @@ class MotoRegistry:
 
     def role_alias_arn(self, alias: str) -> str:
         """The ARN an IoT policy names for ``alias``."""
-        return f"arn:{self.partition}:iot:{self.region}:{self.account_id}:rolealias/{alias}"
+        return role_alias_arn(self.region, self.account_id, alias)
 
     # --- certificates ---------------------------------------------------------------------
 
