@@ -10,10 +10,13 @@ import logging
 import ssl
 import threading
 import uuid
+from typing import Any
 
 import pytest
 
 from awsiot_credentialhelper.emulator import Controls, Device, Emulator
+from awsiot_credentialhelper.emulator import _app as app_module
+from awsiot_credentialhelper.emulator._registry import MotoRegistry
 
 from ._client import Answer, connect, credentials_path, fetch, request
 
@@ -224,3 +227,38 @@ def test_each_request_is_logged_without_secrets(
     assert f"thing={iot_device.thing_name}" in line
     assert iot_device.certificate_id in line
     assert secret not in caplog.text
+
+
+def _raise(*_: object, **__: object) -> Any:
+    raise RuntimeError("simulated bug")
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        pytest.param((app_module, "decide"), id="decide"),
+        pytest.param((MotoRegistry, "assume_role"), id="moto-sts"),
+    ],
+)
+def test_an_internal_error_is_a_journaled_500(
+    iot_emulator: Emulator,
+    iot_device: Device,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    broken: tuple[object, str],
+) -> None:
+    caplog.set_level(logging.INFO, logger="awsiot_credentialhelper.emulator")
+    monkeypatch.setattr(*broken, _raise)
+    answer = ask(iot_emulator, iot_device)
+    assert (answer.status, answer.json()) == (500, {"message": "Internal failure"})
+    assert answer.headers["x-amzn-errortype"] == "InternalFailureException"
+    [record] = iot_emulator.requests()
+    assert (record.status, record.outcome) == (500, "INTERNAL_FAILURE")
+    assert record.request_id == answer.headers["x-amzn-requestid"]
+    assert record.thing_name == iot_device.thing_name
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None
+    assert "simulated bug" in caplog.text
+    monkeypatch.undo()
+    assert ask(iot_emulator, iot_device).status == 200

@@ -28,6 +28,8 @@ __all__ = ["THING_NAME_HEADER", "CredentialProviderApp"]
 
 _LOG = logging.getLogger("awsiot_credentialhelper.emulator.app")
 THING_NAME_HEADER = "x-amzn-iot-thingname"
+#: The journal's outcome for a request the emulator failed to handle (answered 500).
+INTERNAL_FAILURE = "INTERNAL_FAILURE"
 _CREDENTIALS_PATH = re.compile(r"^/role-aliases/(?P<alias>[^/]+)/credentials$")
 #: A truncated answer looks like the start of a real one, with placeholder values only.
 _TRUNCATED_BODY = (
@@ -91,9 +93,14 @@ class CredentialProviderApp:
         match = _CREDENTIALS_PATH.match(request.path)
         alias = match.group("alias") if match else None
         thing_name = request.headers.get(THING_NAME_HEADER)
-        response, outcome, cert_id = self._answer(
-            request, certificate, alias, thing_name, request_id=request_id, received=received
-        )
+        try:
+            response, outcome, cert_id = self._answer(
+                request, certificate, alias, thing_name, request_id=request_id, received=received
+            )
+        except Exception:  # a bug here or in moto: answer like the service would, and say so
+            _LOG.exception("Internal failure answering %s %s", request.method, request.path)
+            response = self._error(500, "Internal failure", "InternalFailureException", request_id)
+            outcome, cert_id = INTERNAL_FAILURE, None
         draft = RequestRecord(
             request_id=request_id,
             received_at=received,

@@ -33,7 +33,8 @@ class RequestRecord:
         status: The HTTP status sent (or announced, for truncated answers); 0 if none was.
         outcome: A short label: an ``Outcome`` name (``SUCCESS``, ``ACCESS_DENIED`` ...),
             ``FAULT_RESPOND``/``FAULT_TRUNCATE``/``FAULT_DISCONNECT``, ``NOT_FOUND``,
-            ``METHOD_NOT_ALLOWED`` or ``BAD_REQUEST``.
+            ``METHOD_NOT_ALLOWED``, ``BAD_REQUEST`` or ``INTERNAL_FAILURE`` (an error
+            inside the emulator or moto, answered 500 and logged with its traceback).
         handling_seconds: Time from the complete request head to the answer being ready to
             write (decision, credentials and any injected latency; writing takes microseconds).
     """
