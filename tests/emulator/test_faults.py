@@ -86,6 +86,9 @@ def test_disconnect_mid_response(iot_emulator: Emulator, iot_device: Device) -> 
         connection.close()
     assert ask(iot_emulator, iot_device).status == 200
     assert iot_emulator.stats().by_outcome == {"FAULT_DISCONNECT": 1, "SUCCESS": 1}
+    # No status line went out, so none is recorded (0, as RequestRecord documents).
+    assert [r.status for r in iot_emulator.requests()] == [0, 200]
+    assert iot_emulator.stats().by_status == {0: 1, 200: 1}
 
 
 def test_latency_is_added_to_every_answer(iot_emulator: Emulator, iot_device: Device) -> None:

@@ -109,7 +109,8 @@ class CredentialProviderApp:
             role_alias=alias,
             thing_name=thing_name,
             certificate_id=cert_id,
-            status=response.status,
+            # A DISCONNECT fault never sends a status line: record 0, as documented.
+            status=0 if response.delivery is Delivery.DISCONNECT else response.status,
             outcome=outcome,
             handling_seconds=0.0,
         )
