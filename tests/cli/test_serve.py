@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import queue
+import socket
 import stat
 import subprocess
 import sys
@@ -197,6 +198,7 @@ def test_imds_mode_serves_botocore_without_expiry_extension(
         assert _request(url, "PUT", "/latest/api/token")[0] == 400
         assert _request(url, "PUT", "/latest/api/token", {ttl: "0"})[0] == 400
         assert _request(url, "PUT", "/latest/api/token", {ttl: "21601"})[0] == 400
+        assert _request(url, "PUT", "/latest/api/token", {ttl: "\u00b2"})[0] == 400  # isdigit
         forwarded = {ttl: "60", "X-Forwarded-For": "10.0.0.1"}
         assert _request(url, "PUT", "/latest/api/token", forwarded)[0] == 400
         status, token = _request(url, "PUT", "/latest/api/token", {ttl: "60"})
@@ -213,6 +215,37 @@ def test_imds_mode_serves_botocore_without_expiry_extension(
         _, err = stop(process)
     assert process.returncode == 0, err
     assert token.decode() not in err
+
+
+def _raw_exchange(url: str, data: bytes) -> bytes:
+    """Send raw bytes; read everything until the server closes the connection."""
+    host, _, port = url.split("//", 1)[1].split("/", 1)[0].rpartition(":")
+    received = b""
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def test_http_framing_pipelining_head_and_oversized_heads(
+    serve_container: tuple[subprocess.Popen[str], dict[str, str]],
+) -> None:
+    _, exports = serve_container
+    url = exports["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+    token = Path(exports["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text()
+    _wait_until_serving(url.rsplit("/", 1)[0], token=token)
+    get = f"GET /credentials HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n".encode()
+    head = b"HEAD /credentials HTTP/1.1\r\nHost: x\r\n\r\n"
+    # Three requests in one write, the last closing: three answers, in order, one connection.
+    replies = _raw_exchange(url, get + b"\r\n" + head + get + b"Connection: close\r\n\r\n")
+    heads = replies.split(b"HTTP/1.1 ")[1:]
+    assert [part[:3] for part in heads] == [b"200", b"405", b"200"]
+    assert heads[1].endswith(b"\r\n\r\n"), "a HEAD answer has no body"
+    assert heads[2].count(b"ASIATEST") == 1
+    # A request head beyond the limit: 431, then the connection is closed.
+    huge = b"GET /credentials HTTP/1.1\r\nX-Filler: " + b"a" * 20000 + b"\r\n\r\n"
+    assert _raw_exchange(url, huge).startswith(b"HTTP/1.1 431")
 
 
 def test_provider_down_at_start_gives_503_then_recovers(
@@ -266,6 +299,9 @@ def test_refuses_non_loopback_addresses(cli: Cli, flags: list[str]) -> None:
     result = cli.run("serve", "--host", "0.0.0.0", "--port", "0", *flags)  # noqa: S104
     assert result.returncode == 2
     assert "not a loopback address" in result.stderr
+    result = cli.run("serve", "--port", "70000", *flags)
+    assert result.returncode == 2
+    assert "not a port number 0-65535" in result.stderr
 
 
 # --- the pieces, with injected clocks --------------------------------------------------------

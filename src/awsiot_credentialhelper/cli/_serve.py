@@ -137,7 +137,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--port",
-        type=int,
+        type=_port,
         default=DEFAULT_PORT,
         help=f"port to bind; 0 picks a free one (default {DEFAULT_PORT})",
     )
@@ -446,7 +446,7 @@ class CredentialsServer:
         if self.mode != "imds" or path.rstrip("/") != IMDS_TOKEN_PATH:
             return _json(404 if self.mode == "imds" else 405, "NotFound", "No such resource.")
         ttl_text = headers.get(IMDS_TTL_HEADER, "")
-        if not ttl_text.isdigit() or not 1 <= int(ttl_text) <= MAX_TOKEN_TTL:
+        if not _is_decimal(ttl_text) or not 1 <= int(ttl_text) <= MAX_TOKEN_TTL:
             return _json(
                 400, "BadRequest", f"{IMDS_TTL_HEADER} must be an integer 1..{MAX_TOKEN_TTL}."
             )
@@ -482,6 +482,15 @@ class CredentialsServer:
 
 def _json(status: int, code: str, message: str) -> Answer:
     return status, json.dumps({"Code": code, "Message": message}).encode(), "application/json", ()
+
+
+def _port(text: str) -> int:
+    """argparse type for --port: a usage error (exit 2) outside 0-65535."""
+    import argparse  # noqa: PLC0415 - only serve's parser needs it
+
+    if not _is_decimal(text) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number 0-65535")
+    return int(text)
 
 
 def _loopback(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -565,11 +574,16 @@ def _parse_head(head: bytes) -> _Request:
     return _Request(method, path, version, headers, keep_alive, _body_length(headers))
 
 
+def _is_decimal(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '²' and friends, which int() refuses."""
+    return text.isascii() and text.isdigit() and len(text) <= 12
+
+
 def _body_length(headers: Mapping[str, str]) -> int:
     if "transfer-encoding" in headers:
         raise _BadRequestError(411, "Send a Content-Length, not a Transfer-Encoding.")
     text = headers.get("content-length", "0")
-    if not text.isdigit():
+    if not _is_decimal(text):
         raise _BadRequestError(400, "Malformed Content-Length.")
     if int(text) > MAX_BODY:
         raise _BadRequestError(413, "Request bodies are not used here.")
@@ -728,6 +742,7 @@ def run(args: Any) -> int:
     """Serve until SIGTERM or SIGINT; 0 on a clean stop."""
     setup_logging(args.verbose, quiet_level=logging.INFO, timestamps=True)
     settings = resolve(args)
+    _loopback(args.host)  # before the provider: it may ask for a PIN or log in to a token
     provider = build_provider(settings)
     imds = args.mode == "imds"
     source = CredentialSource(
@@ -759,8 +774,8 @@ def run(args: Any) -> int:
         _serve_until_signalled(server)
     finally:
         server.close()
+        source.stop()  # first: a refresh in flight still uses the provider
         provider.close()
-        source.stop()
         if token_file is not None and not args.token_file:
             _remove(token_file)
     logger.info("Stopped.")
