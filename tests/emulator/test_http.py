@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from awsiot_credentialhelper.emulator._decide import Decision, Outcome
 from awsiot_credentialhelper.emulator._http import (
     HttpError,
     HttpResponse,
@@ -11,6 +12,7 @@ from awsiot_credentialhelper.emulator._http import (
     parse_head,
     render_head,
 )
+from awsiot_credentialhelper.emulator._registry import IssuedCredentials
 
 
 def test_parse_a_credentials_request() -> None:
@@ -89,3 +91,21 @@ def test_render_announces_a_given_length_and_close() -> None:
     assert head.startswith("HTTP/1.1 599 Unknown\r\n")
     assert "Content-Length: 10\r\n" in head
     assert "Connection: close\r\n" in head
+
+
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+TOKEN = "IQoJb3JpZ2luX2VjEXAMPLETOKEN"
+
+
+def test_reprs_hide_credentials() -> None:
+    credentials = IssuedCredentials("ASIAEXAMPLE", SECRET, TOKEN)
+    payload = {"credentials": {"secretAccessKey": SECRET, "sessionToken": TOKEN}}
+    for value in (
+        json_response(200, payload),
+        credentials,
+        Decision(Outcome.SUCCESS, "c0ffee", credentials, 3600),
+    ):
+        text = repr(value)
+        assert SECRET not in text
+        assert TOKEN not in text
+    assert "status=200" in repr(json_response(200, payload))

@@ -110,7 +110,8 @@ class HttpResponse:
     Attributes:
         status: The status code.
         headers: Header name/value pairs, in order (Content-Length is added when rendering).
-        body: The body bytes.
+        body: The body bytes (hidden from repr: a success body holds the secret key and
+            session token).
         delivery: Whole, or cut short on purpose (test faults).
         close: Close the connection after sending.
         delay: Seconds to wait before sending (injected latency).
@@ -120,7 +121,7 @@ class HttpResponse:
 
     status: int
     headers: tuple[tuple[str, str], ...]
-    body: bytes
+    body: bytes = dataclasses.field(repr=False)
     delivery: Delivery = Delivery.FULL
     close: bool = False
     delay: float = 0.0
