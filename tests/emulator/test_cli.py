@@ -114,3 +114,33 @@ def test_cli_reports_a_busy_moto_port(tmp_path: Path, capsys: pytest.CaptureFixt
     assert error.startswith("error: ")
     assert f"127.0.0.1:{port}" in error
     assert "Traceback" not in error
+
+
+def test_cli_refuses_an_unknown_region(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from awsiot_credentialhelper.emulator._cli import main  # noqa: PLC0415
+
+    assert call_with_deadline(lambda: main(["--dir", str(tmp_path), "--region", "mars-1"])) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: region 'mars-1' is not an AWS IoT region")
+    assert error.count("\n") == 1  # one line, no traceback
+
+
+def test_cli_reports_aws_api_errors_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    from awsiot_credentialhelper.emulator import Emulator  # noqa: PLC0415
+    from awsiot_credentialhelper.emulator._cli import main  # noqa: PLC0415
+
+    def refuse(*_: object, **__: object) -> None:
+        error = {"Error": {"Code": "InvalidRequestException", "Message": "no such thing"}}
+        raise ClientError(error, "CreateThing")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Emulator, "provision_device", refuse)
+    assert main(["--dir", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: An error occurred (InvalidRequestException)")
+    assert "no such thing" in error
+    assert "Traceback" not in error
+    assert not (tmp_path / "emulator.json").exists()

@@ -266,6 +266,11 @@ def test_only_loopback_hosts_are_accepted(tmp_path: Path) -> None:
         Emulator(directory=tmp_path, host="0.0.0.0")  # noqa: S104 - the point of the test
 
 
+def test_unknown_regions_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="'mars-1' is not an AWS IoT region known to botocore"):
+        Emulator(directory=tmp_path, region="mars-1")
+
+
 def emulator_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("iot-emulator")]
 

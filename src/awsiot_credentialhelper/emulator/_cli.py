@@ -166,6 +166,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("error: --device names must be unique", file=sys.stderr)
         return 2
     try:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
         from awsiot_credentialhelper.emulator import Emulator  # noqa: PLC0415 - optional extra
     except ImportError as exc:
         print(
@@ -197,7 +199,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                         pass
                 finally:
                     state_file.unlink(missing_ok=True)
-        except (OSError, ValueError) as exc:
+        # Errors from provisioning through moto (BotoCoreError, ClientError) included: one
+        # line, not a traceback.
+        except (OSError, ValueError, BotoCoreError, ClientError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     print("Emulator stopped.", file=sys.stderr)

@@ -19,7 +19,14 @@ import boto3
 from ._app import CredentialProviderApp
 from ._faults import Controls
 from ._journal import Journal, RequestRecord, Stats
-from ._moto import DEFAULT_ACCOUNT_ID, MotoServer, aws_client, aws_session, valid_certificate_ids
+from ._moto import (
+    DEFAULT_ACCOUNT_ID,
+    MotoServer,
+    aws_client,
+    aws_session,
+    check_region,
+    valid_certificate_ids,
+)
 from ._provision import DEFAULT_CREDENTIAL_DURATION, Device, DeviceOptions, provision_device
 from ._registry import MotoRegistry, role_alias_arn
 from ._server import TlsHttpServer
@@ -42,7 +49,7 @@ class Emulator:
 
     Args:
         directory: Where the emulator's CA and server files and device files are written.
-        region: The region the emulated endpoint serves.
+        region: The region the emulated endpoint serves (one botocore knows AWS IoT in).
         host: ``127.0.0.1`` (default), ``::1`` or ``localhost`` (binds 127.0.0.1).
         port: The TLS port; 0 picks a free one.
         moto_port: moto's HTTP port on 127.0.0.1; 0 picks a free one.
@@ -68,6 +75,7 @@ class Emulator:
             raise ValueError(f"host must be one of {', '.join(_LOOPBACK_HOSTS)}, not {host!r}")
         if read_timeout <= 0:
             raise ValueError("read_timeout must be positive")
+        check_region(region)
         self.directory = Path(directory)
         self.region = region
         self.account_id = DEFAULT_ACCOUNT_ID

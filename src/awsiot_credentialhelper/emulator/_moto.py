@@ -10,6 +10,7 @@ listening socket that moto's own ``stop()`` leaves open.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import threading
@@ -25,6 +26,8 @@ __all__ = [
     "MotoServer",
     "aws_client",
     "aws_session",
+    "check_region",
+    "iot_regions",
     "valid_certificate_ids",
 ]
 
@@ -55,6 +58,31 @@ def valid_certificate_ids() -> Iterator[None]:
     finally:
         with _USE_VALID_CERT_LOCK:
             iot_config["use_valid_cert"] = previous
+
+
+@functools.cache
+def iot_regions() -> frozenset[str]:
+    """The regions botocore knows AWS IoT in, across partitions (moto serves the same ones)."""
+    session = botocore.session.Session()
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("iot", partition)
+    )
+
+
+def check_region(region: str) -> None:
+    """Refuse a region in which neither AWS nor moto has AWS IoT.
+
+    Raises:
+        ValueError: ``region`` is not an AWS IoT region known to botocore.
+    """
+    known = iot_regions()
+    if region not in known:
+        examples = ", ".join(r for r in ("us-east-1", "eu-west-1", "cn-north-1") if r in known)
+        raise ValueError(
+            f"region {region!r} is not an AWS IoT region known to botocore (e.g. {examples})"
+        )
 
 
 def _server_class() -> Any:
