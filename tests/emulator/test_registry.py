@@ -140,3 +140,28 @@ def test_a_policy_naming_role_alias_arn_grants_in_china(tmp_path: Path) -> None:
         }
         device = emulator.provision_device("china-door", role_alias=alias, iot_policy=policy)
         assert fetch(emulator, device).status == 200
+
+
+def test_valid_certificate_ids_survive_interleaved_emulators(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.core.config import default_user_config  # noqa: PLC0415
+
+    from awsiot_credentialhelper.emulator import _moto  # noqa: PLC0415
+
+    # A private switch and config, so that an emulator running in this process (the
+    # session fixture) does not mask the order problem.
+    monkeypatch.setitem(default_user_config, "iot", {"use_valid_cert": False})
+    monkeypatch.setattr(_moto, "_VALID_CERT_SWITCH", _moto._ValidCertSwitch(), raising=False)
+
+    def current() -> object:
+        return default_user_config["iot"]["use_valid_cert"]
+
+    first, second = _moto.valid_certificate_ids(), _moto.valid_certificate_ids()
+    first.__enter__()  # start A
+    second.__enter__()  # start B
+    assert current() is True
+    first.__exit__(None, None, None)  # stop A: B still needs AWS-style ids
+    assert current() is True
+    second.__exit__(None, None, None)  # stop B: back to what it was before A
+    assert current() is False

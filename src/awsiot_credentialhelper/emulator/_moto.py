@@ -36,7 +36,41 @@ DEFAULT_ACCOUNT_ID = "123456789012"
 #: moto accepts any credentials; these make clear they are not real.
 _FAKE_ACCESS_KEY = "testing"
 _FAKE_SECRET_KEY = "testing"  # noqa: S105 - moto's documented dummy value, not a secret
-_USE_VALID_CERT_LOCK = threading.Lock()
+
+
+class _ValidCertSwitch:
+    """moto's process-global ``use_valid_cert``, switched on while any emulator runs.
+
+    Emulators may start and stop in any order (start A, start B, stop A, stop B), so the
+    users are counted under a lock: the first one saves the old value, the last one
+    restores it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._previous: Any = False
+
+    def acquire(self) -> None:
+        from moto.core.config import default_user_config  # noqa: PLC0415 - moto is optional
+
+        with self._lock:
+            iot_config = default_user_config.setdefault("iot", {})
+            if self._users == 0:
+                self._previous = iot_config.get("use_valid_cert", False)
+            self._users += 1
+            iot_config["use_valid_cert"] = True
+
+    def release(self) -> None:
+        from moto.core.config import default_user_config  # noqa: PLC0415 - moto is optional
+
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                default_user_config.setdefault("iot", {})["use_valid_cert"] = self._previous
+
+
+_VALID_CERT_SWITCH = _ValidCertSwitch()
 
 
 @contextlib.contextmanager
@@ -45,19 +79,13 @@ def valid_certificate_ids() -> Iterator[None]:
 
     moto's default is sha256 of the PEM text, which no real id looks like. The switch is
     process-global (moto reads it on every certificate creation); the old value comes back
-    on exit.
+    when the last running emulator exits.
     """
-    from moto.core.config import default_user_config  # noqa: PLC0415 - moto is optional
-
-    with _USE_VALID_CERT_LOCK:
-        iot_config = default_user_config.setdefault("iot", {})
-        previous = iot_config.get("use_valid_cert", False)
-        iot_config["use_valid_cert"] = True
+    _VALID_CERT_SWITCH.acquire()
     try:
         yield
     finally:
-        with _USE_VALID_CERT_LOCK:
-            iot_config["use_valid_cert"] = previous
+        _VALID_CERT_SWITCH.release()
 
 
 @functools.cache
