@@ -6,17 +6,20 @@ import concurrent.futures
 import contextlib
 import http.client
 import os
+import resource
 import socket
 import ssl
 import stat
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from awsiot_credentialhelper.emulator import Device, Emulator
+from awsiot_credentialhelper.emulator import _server as server_module
 
 from ._client import (
     TIMEOUT,
@@ -327,3 +330,52 @@ def test_localhost_endpoint_and_single_start(tmp_path: Path) -> None:
         assert emulator.url == f"https://localhost:{emulator.port}"
         with pytest.raises(RuntimeError, match="already running"):
             emulator.start()
+
+
+def test_descriptors_above_1024_are_served(tmp_path: Path) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2048
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"the descriptor limit ({hard}) is too low")
+    with contextlib.ExitStack() as stack:
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            stack.callback(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        # Take every descriptor below 1100, so the listener and connections get larger ones.
+        filler = []
+        while (fd := os.open(os.devnull, os.O_RDONLY)) < 1100:
+            filler.append(fd)
+        filler.append(fd)
+        for taken in filler:
+            stack.callback(os.close, taken)
+        emulator = stack.enter_context(Emulator(directory=tmp_path))
+        device = emulator.provision_device("many-files")
+        assert fetch(emulator, device).status == 200
+
+
+class _UnstartableThread(threading.Thread):
+    """A thread whose start() fails once, as when the process has run out of threads."""
+
+    failures = 1
+
+    def start(self) -> None:
+        if _UnstartableThread.failures > 0:
+            _UnstartableThread.failures -= 1
+            raise RuntimeError("can't start new thread")
+        super().start()
+
+
+def test_a_failed_dispatch_closes_that_client_and_frees_its_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Emulator(directory=tmp_path, max_connections=1) as emulator:
+        device = emulator.provision_device("unlucky")
+        patched = types.ModuleType("threading")
+        patched.__dict__.update(vars(threading))
+        patched.Thread = _UnstartableThread  # type: ignore[attr-defined]
+        monkeypatch.setattr(server_module, "threading", patched)
+        with socket.create_connection(("127.0.0.1", emulator.port), timeout=TIMEOUT) as sock:
+            assert read_all(sock) == b""  # closed at once
+        # The acceptor is still alive and the only slot is free again.
+        assert still_serving(emulator, device)
+    assert "Cannot serve a new connection" in caplog.text

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import select
+import selectors
 import socket
 import threading
 import time
@@ -60,14 +60,20 @@ class _Connection:
     def __init__(self, sock: socket.socket, tls: SSL.Connection) -> None:
         self.sock = sock
         self.tls = tls
+        # A selector, not select.select(): that fails for descriptors >= FD_SETSIZE (1024).
+        self._selector = selectors.DefaultSelector()
+        self._events = selectors.EVENT_READ
+        self._selector.register(sock, self._events)
 
     def _wait(self, for_write: bool, deadline: float) -> None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise _DeadlineError
-        readers, writers = ([], [self.sock]) if for_write else ([self.sock], [])
-        ready = select.select(readers, writers, [self.sock], remaining)
-        if not any(ready):
+        events = selectors.EVENT_WRITE if for_write else selectors.EVENT_READ
+        if events != self._events:
+            self._selector.modify(self.sock, events)
+            self._events = events
+        if not self._selector.select(remaining):
             raise _DeadlineError
 
     def _retry(self, operation: Callable[[], _T], deadline: float) -> _T:
@@ -104,7 +110,12 @@ class _Connection:
         if notify:
             with contextlib.suppress(SSL.Error, OSError):
                 self.tls.shutdown()  # close_notify, best effort: never wait for the peer's
+        self.release()
         self.sock.close()
+
+    def release(self) -> None:
+        """Close the selector (idempotent; the socket is the caller's)."""
+        self._selector.close()
 
 
 class TlsHttpServer:
@@ -177,29 +188,42 @@ class TlsHttpServer:
     # --- accepting ------------------------------------------------------------------------------
 
     def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            readable, _, _ = select.select([self._listener, self._wake_reader], [], [], 1.0)
-            if self._listener not in readable or self._stopping.is_set():
-                continue
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                continue
-            self._dispatch(sock)
+        # A selector, not select.select(): that fails for descriptors >= FD_SETSIZE (1024).
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                ready = {key.fileobj for key, _ in selector.select(1.0)}
+                if self._listener not in ready or self._stopping.is_set():
+                    continue
+                try:
+                    sock, _ = self._listener.accept()
+                except OSError:
+                    continue
+                self._dispatch(sock)
 
     def _dispatch(self, sock: socket.socket) -> None:
         if not self._slots.acquire(blocking=False):
             _LOG.warning("Too many connections; closing a new one at once")
             sock.close()
             return
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay per answer
-        sock.setblocking(False)
-        thread = threading.Thread(
-            target=self._serve, args=(sock,), name="iot-emulator-conn", daemon=True
-        )
-        with self._lock:
-            self._connections[thread] = sock
-        thread.start()
+        thread: Optional[threading.Thread] = None
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle per answer
+            sock.setblocking(False)
+            thread = threading.Thread(
+                target=self._serve, args=(sock,), name="iot-emulator-conn", daemon=True
+            )
+            with self._lock:
+                self._connections[thread] = sock
+            thread.start()
+        except Exception:  # e.g. no thread can start: drop this client, keep accepting
+            _LOG.exception("Cannot serve a new connection; closing it")
+            if thread is not None:
+                with self._lock:
+                    self._connections.pop(thread, None)
+            sock.close()
+            self._slots.release()
 
     def _serve(self, sock: socket.socket) -> None:
         try:
@@ -218,6 +242,13 @@ class TlsHttpServer:
         tls = SSL.Connection(self._context, sock)
         tls.set_accept_state()
         connection = _Connection(sock, tls)
+        try:
+            self._converse(connection, tls)
+        finally:
+            connection.release()
+
+    def _converse(self, connection: _Connection, tls: SSL.Connection) -> None:
+        """Handshake, then answer requests until the connection should close."""
         try:
             connection.handshake(time.monotonic() + self._read_timeout)
         except (SSL.Error, _DeadlineError, OSError) as exc:
