@@ -108,11 +108,15 @@ def test_duration_follows_the_role_alias(
 
 @pytest.mark.parametrize("status", ["INACTIVE", "REVOKED", "PENDING_TRANSFER"])
 def test_certificate_not_active(iot_emulator: Emulator, iot_device: Device, status: str) -> None:
+    assert fetch(iot_emulator, iot_device).status == 200  # the change below is what denies
     iot = iot_emulator.client("iot")
-    if status == "REVOKED":
-        iot.update_certificate(certificateId=iot_device.certificate_id, newStatus="REVOKED")
-    else:
-        iot.update_certificate(certificateId=iot_device.certificate_id, newStatus=status)
+    iot.update_certificate(certificateId=iot_device.certificate_id, newStatus=status)
+    assert (
+        iot.describe_certificate(certificateId=iot_device.certificate_id)["certificateDescription"][
+            "status"
+        ]
+        == status
+    )
     assert_error(fetch(iot_emulator, iot_device), CERT_INVALID)
 
 
