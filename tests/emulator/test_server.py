@@ -325,6 +325,9 @@ def test_private_key_files_are_owner_only(iot_emulator: Emulator, iot_device: De
     assert server_keys
     for key_file in [*server_keys, iot_device.private_key_file]:
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    for public in (iot_emulator.ca_file, iot_device.certificate_file):
+        assert stat.S_IMODE(public.stat().st_mode) == 0o644
+    assert not list(iot_emulator.directory.rglob("*.tmp"))  # no temporary file left behind
 
 
 def test_head_gets_no_body(iot_emulator: Emulator, iot_device: Device) -> None:

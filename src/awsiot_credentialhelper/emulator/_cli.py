@@ -11,13 +11,14 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
+
+from ._files import write_private_file
 
 __all__ = ["STATE_FILE_NAME", "build_parser", "main", "state_document"]
 
@@ -92,9 +93,8 @@ def state_document(emulator: Any, devices: Sequence[Any]) -> dict[str, Any]:
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:
     """Write atomically, so a reader polling for the file never sees half of it."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(document, indent=2) + "\n"
+    write_private_file(path, text.encode("utf-8"), 0o644)  # it names files, holds no secret
 
 
 @contextlib.contextmanager

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
+
+from ._files import write_private_file
 
 __all__ = ["Device", "DeviceOptions", "assume_role_policy", "provision_device"]
 
@@ -120,14 +121,6 @@ def _assume_with_certificate_policy(role_alias_arn: str) -> dict[str, Any]:
     }
 
 
-def _write(path: Path, text: str, mode: int) -> None:
-    """Write ``text`` to ``path`` with ``mode`` from the start (no window where it is wider)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(text)
-    os.chmod(path, mode)
-
-
 def _ensure_thing_type(iot: Any, name: str) -> None:
     try:
         iot.describe_thing_type(thingTypeName=name)
@@ -177,8 +170,8 @@ def provision_device(
     directory.mkdir(parents=True, exist_ok=True)
     certificate_file = directory / f"{name}.cert.pem"
     private_key_file = directory / f"{name}.private.key"
-    _write(certificate_file, keys["certificatePem"], 0o644)
-    _write(private_key_file, keys["keyPair"]["PrivateKey"], 0o600)
+    write_private_file(certificate_file, keys["certificatePem"].encode("ascii"), 0o644)
+    write_private_file(private_key_file, keys["keyPair"]["PrivateKey"].encode("ascii"), 0o600)
 
     role_arn = iam.create_role(
         RoleName=role_name,

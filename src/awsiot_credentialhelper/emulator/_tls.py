@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import ipaddress
-import os
 from pathlib import Path
 
 from cryptography import x509
@@ -19,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL
+
+from ._files import write_private_file
 
 __all__ = ["ServerPki", "create_server_pki", "server_context"]
 
@@ -29,6 +30,8 @@ _BACKDATE = datetime.timedelta(hours=1)
 CA_FILE_NAME = "emulator-ca.pem"
 _SERVER_CERT_NAME = "emulator-server.pem"
 _SERVER_KEY_NAME = "emulator-server.key"
+#: Certificates are public: readable by anyone, writable by the owner.
+_PUBLIC = 0o644
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,22 +47,6 @@ class ServerPki:
     ca_file: Path
     certificate_file: Path
     private_key_file: Path
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` readable by the owner only, replacing any older file."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -171,14 +158,15 @@ def create_server_pki(directory: Path) -> ServerPki:
         certificate_file=directory / _SERVER_CERT_NAME,
         private_key_file=directory / _SERVER_KEY_NAME,
     )
-    _write_private(
+    write_private_file(
         pki.private_key_file,
         server_key.private_bytes(
             pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ),
     )
-    _write_public(pki.certificate_file, server_cert.public_bytes(pem) + ca_cert.public_bytes(pem))
-    _write_public(pki.ca_file, ca_cert.public_bytes(pem))
+    chain = server_cert.public_bytes(pem) + ca_cert.public_bytes(pem)
+    write_private_file(pki.certificate_file, chain, _PUBLIC)
+    write_private_file(pki.ca_file, ca_cert.public_bytes(pem), _PUBLIC)
     return pki
 
 
