@@ -28,18 +28,14 @@ def write_private_file(path: Path, data: bytes, mode: int = 0o600) -> None:
     """
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, mode)  # mkstemp creates 0600; set the final mode before writing
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    os.close(fd)
-    try:
+        try:
+            os.fchmod(fd, mode)  # mkstemp creates 0600; set the final mode before writing
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
