@@ -1,4 +1,5 @@
-"""A loopback mTLS credentials server in a child process, so the client's CPU figures are its own.
+"""Loopback mTLS credentials servers for the benchmarks: in a child process (so the client's CPU
+figures are its own) or in this process, with a device identity and a CA file beside it.
 
 Run as ``python -m bench._loopback DIR PORT TLS12``: writes DIR/ready.json with the endpoint and the
 paths of the CA, client certificate and key, then serves until its stdin closes.
@@ -6,17 +7,50 @@ paths of the CA, client certificate and key, then serves until its stdin closes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import trustme
-from tests.servers import Reply, TlsServer, credentials_body, issue_device
+from tests.servers import DeviceFiles, Reply, TlsServer, credentials_body, issue_device
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalSetup:
+    """A running in-process server and everything a client needs to reach it."""
+
+    server: TlsServer
+    directory: str
+    ca_file: str
+    device: DeviceFiles
+
+    def flags(self) -> list[str]:
+        """The CLI's connection flags for this server and device."""
+        return [
+            f"--endpoint={self.server.endpoint}",
+            f"--certificate={self.device.certificate_file}",
+            f"--private-key={self.device.private_key_file}",
+            f"--ca={self.ca_file}",
+        ]
+
+
+@contextmanager
+def in_process_server() -> Iterator[LocalSetup]:
+    """A credentials server in this process, a device it trusts, and a temporary directory."""
+    ca = trustme.CA()
+    server = TlsServer(ca, default=Reply(body=credentials_body()))
+    with tempfile.TemporaryDirectory() as directory, server:
+        ca_file = os.path.join(directory, "ca.pem")
+        ca.cert_pem.write_to_path(ca_file)
+        yield LocalSetup(server, directory, ca_file, issue_device(ca, directory))
 
 
 @contextmanager

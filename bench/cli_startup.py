@@ -14,16 +14,14 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-
-import trustme
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import Reply, TlsServer, credentials_body, issue_device  # noqa: E402
+
+from bench._loopback import in_process_server  # noqa: E402 - after the sys.path set-up
 
 SCRIPT = str(Path(sys.executable).with_name("awsiot-credentialhelper"))
 
@@ -70,14 +68,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=40, help="runs per figure (default 40)")
     runs = parser.parse_args().runs
-    ca = trustme.CA()
-    with (
-        tempfile.TemporaryDirectory() as directory,
-        TlsServer(ca, default=Reply(body=credentials_body())) as server,
-    ):
-        ca_file = os.path.join(directory, "ca.pem")
-        ca.cert_pem.write_to_path(ca_file)
-        device = issue_device(ca, directory)
+    with in_process_server() as local:
+        directory, server, device = local.directory, local.server, local.device
         env = dict(os.environ, AWSIOT_CREDENTIAL_CACHE_DIR=os.path.join(directory, "cache"))
         # An installed package has its bytecode compiled; give every run a private, warm
         # bytecode cache instead of recompiling the sources (this tree sets DONTWRITEBYTECODE).
@@ -86,11 +78,8 @@ def main() -> int:
         process = [
             SCRIPT,
             "credential-process",
-            f"--endpoint={server.endpoint}",
             "--role-alias=bench",
-            f"--certificate={device.certificate_file}",
-            f"--private-key={device.private_key_file}",
-            f"--ca={ca_file}",
+            *local.flags(),
         ]
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
@@ -100,7 +89,7 @@ def main() -> int:
                 "-c",
                 "import awscrt.http, cryptography.x509",
             ],
-            # The floor set by the package's own __init__ (it imports typing, hence re).
+            # The floor set by the package's own __init__.
             "import awsiot_credentialhelper": [
                 sys.executable,
                 "-c",
@@ -117,7 +106,7 @@ def main() -> int:
                 samples[name].append(timed(command, env))
         fetches = server.request_count
         fetch = _fetch_time(
-            server.endpoint, device.certificate_file, device.private_key_file, ca_file
+            server.endpoint, device.certificate_file, device.private_key_file, local.ca_file
         )
     for name, values in samples.items():
         print(describe(name, values))

@@ -20,18 +20,16 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import trustme
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import Reply, TlsServer, credentials_body, issue_device  # noqa: E402
+
+from bench._loopback import in_process_server  # noqa: E402 - after the sys.path set-up
 
 SCRIPT = str(Path(sys.executable).with_name("awsiot-credentialhelper"))
 
@@ -102,25 +100,16 @@ def main() -> int:
     options = parser.parse_args()
     if options.baseline:
         return _report(_measure_baseline(options), options, "bare ThreadingHTTPServer")
-    ca = trustme.CA()
-    with (
-        tempfile.TemporaryDirectory() as directory,
-        TlsServer(ca, default=Reply(body=credentials_body())) as upstream,
-    ):
-        ca_file = os.path.join(directory, "ca.pem")
-        ca.cert_pem.write_to_path(ca_file)
-        device = issue_device(ca, directory)
+    with in_process_server() as local:
+        directory = local.directory
         env = dict(os.environ, AWSIOT_CREDENTIAL_CACHE_DIR=os.path.join(directory, "cache"))
         serve = subprocess.Popen(
             [
                 SCRIPT,
                 "serve",
                 "--port=0",
-                f"--endpoint={upstream.endpoint}",
                 "--role-alias=bench",
-                f"--certificate={device.certificate_file}",
-                f"--private-key={device.private_key_file}",
-                f"--ca={ca_file}",
+                *local.flags(),
             ],
             env=env,
             stdout=subprocess.PIPE,
