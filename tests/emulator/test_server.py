@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import http.client
+import logging
 import os
 import resource
 import socket
@@ -20,6 +21,7 @@ import pytest
 
 from awsiot_credentialhelper.emulator import Device, Emulator
 from awsiot_credentialhelper.emulator import _server as server_module
+from awsiot_credentialhelper.emulator._journal import Journal
 
 from ._client import (
     TIMEOUT,
@@ -395,3 +397,30 @@ def test_a_failed_dispatch_closes_that_client_and_frees_its_slot(
         # The acceptor is still alive and the only slot is free again.
         assert still_serving(emulator, device)
     assert "Cannot serve a new connection" in caplog.text
+
+
+def _broken_journal(*_: object) -> None:
+    raise RuntimeError("simulated journal failure")
+
+
+def test_a_failing_journal_still_answers_500_and_the_server_keeps_serving(
+    iot_emulator: Emulator,
+    iot_device: Device,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(Journal, "add", _broken_journal)
+    answer = fetch(iot_emulator, iot_device)
+    assert (answer.status, answer.json()) == (500, {"message": "Internal failure"})
+    assert "x-amzn-requestid" in answer.headers
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "Cannot record a request in the journal; answering 500 instead"
+    ]
+    assert "simulated journal failure" in caplog.text
+    # The decided answer held credentials: none of it may reach the log.
+    for secret_field in ("secretAccessKey", "sessionToken", "accessKeyId"):
+        assert secret_field not in caplog.text
+    monkeypatch.undo()
+    assert still_serving(iot_emulator, iot_device)
+    assert iot_emulator.stats().by_outcome == {"SUCCESS": 1}

@@ -43,7 +43,7 @@ class Handler(Protocol):
         """Answer a well-formed request."""
 
     def reject(self, status: int, message: str) -> HttpResponse:
-        """Answer a request the server could not parse (the connection is closed after)."""
+        """Answer a request the server could not parse or answer (the connection closes after)."""
 
 
 class _ClosedError(Exception):
@@ -304,11 +304,19 @@ class TlsHttpServer:
 
         ``started`` is when the request head was complete: ``on_ready`` gets the time since,
         just before the first byte is written, so the journal is up to date by the time the
-        client has its answer.
+        client has its answer. If it raises, the handler's 500 goes out instead.
         """
         now = time.monotonic()
         if response.on_ready is not None:
-            response.on_ready(now - (started if started is not None else now))
+            try:
+                response.on_ready(now - (started if started is not None else now))
+            except Exception:  # an emulator bug: say so once, but still answer the client
+                _LOG.exception("Cannot record a request in the journal; answering 500 instead")
+                # Not recorded either (the journal just failed); the decided answer, which
+                # may hold credentials, is dropped unlogged.
+                response = dataclasses.replace(
+                    self._handler.reject(500, "Internal failure"), on_ready=None
+                )
         deadline = now + self._read_timeout
         whole = False
         try:
