@@ -1,7 +1,9 @@
 """Where the device's private key lives: one protocol, one small class per kind of key store.
 
-awscrt opens a PKCS#11 token only when the TLS context is created, so that is where its failures
-surface; :func:`create_tls_context` is the one place they are translated into our errors.
+awscrt parses a PEM key, checks it against the certificate and opens a PKCS#11 token only when
+the TLS context is created, so that is where their failures surface; :func:`create_tls_context`
+is the one place they are translated into our errors. A PEM key is parsed by ``cryptography``
+only when awscrt refuses it (to say why) or when it must be decrypted first.
 """
 
 from __future__ import annotations
@@ -9,21 +11,28 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 
 from awscrt import io as crt_io
 from awscrt.exceptions import AwsCrtError
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ._pem import PemSource, check_key_matches, load_private_key, read_pem
+from ._pem import (
+    PemSource,
+    check_key_matches,
+    is_encrypted,
+    load_certificate,
+    load_private_key,
+    read_pem,
+)
 from .exceptions import (
     ConfigurationError,
     ConflictingOptionsError,
     InvalidPemError,
     Pkcs11Error,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 __all__ = [
     "KeySource",
@@ -54,35 +63,26 @@ class KeySource(Protocol):
 
 
 class PemKey:
-    """A PEM private key held in memory (read from a file or given as bytes)."""
+    """A PEM private key held in memory (read from a file or given as bytes).
+
+    An encrypted key is decrypted and checked here; a plain one is handed to awscrt as it is,
+    and :meth:`explain_crt_error` says what is wrong with it if awscrt refuses it.
+    """
 
     def __init__(
         self,
         pem: bytes,
-        certificate: x509.Certificate,
+        certificate_pem: bytes,
         *,
         origin: str,
         password: Optional[bytes] = None,
     ) -> None:
-        key = load_private_key(pem, password=password)
-        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-            # awscrt (s2n/OpenSSL) and AWS IoT both sign with RSA or ECDSA keys only.
-            raise InvalidPemError(
-                f"The {origin} holds a key of type {type(key).__name__.replace('PrivateKey', '')}"
-                ": AWS IoT and awscrt use RSA or EC (P-256, P-384) keys only."
-            )
-        check_key_matches(certificate, key)
-        # awscrt takes no passphrase: hand it the decrypted key, in memory only.
-        self._pem = (
-            pem
-            if password is None
-            else key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
         self._origin = origin
+        self._certificate_pem = certificate_pem
+        self._pem = pem
+        if password is not None or is_encrypted(pem):
+            # awscrt takes no passphrase: hand it the decrypted key, in memory only.
+            self._pem = _decrypted(_usable_key(pem, certificate_pem, origin, password))
 
     def describe(self) -> str:
         return self._origin
@@ -90,8 +90,13 @@ class PemKey:
     def tls_options(self, certificate_pem: bytes) -> crt_io.TlsContextOptions:
         return crt_io.TlsContextOptions.create_client_with_mtls(certificate_pem, self._pem)
 
-    def explain_crt_error(self, name: str) -> Optional[ConfigurationError]:  # noqa: ARG002
-        # The key was parsed, type-checked and matched above; what is left is not the key's.
+    def explain_crt_error(self, name: str) -> Optional[ConfigurationError]:
+        if name != "AWS_IO_TLS_CTX_ERROR":
+            return None
+        try:
+            _usable_key(self._pem, self._certificate_pem, self._origin, None)
+        except ConfigurationError as error:
+            return error
         return None
 
     def __repr__(self) -> str:
@@ -182,11 +187,44 @@ class Pkcs11Key:
         return f"Pkcs11Key({self.describe()})"
 
 
+def _usable_key(
+    pem: bytes, certificate_pem: bytes, origin: str, password: Optional[bytes]
+) -> PrivateKeyTypes:
+    """Parse (and decrypt) a PEM key, and check that AWS IoT and awscrt can use it.
+
+    Raises:
+        EncryptedKeyError: see :func:`load_private_key`.
+        InvalidPemError: not a key, or not an RSA or EC key.
+        KeyMismatchError: not the certificate's key.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: PLC0415
+
+    key = load_private_key(pem, password=password)
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        # awscrt (s2n/OpenSSL) and AWS IoT both sign with RSA or ECDSA keys only.
+        raise InvalidPemError(
+            f"The {origin} holds a key of type {type(key).__name__.replace('PrivateKey', '')}"
+            ": AWS IoT and awscrt use RSA or EC keys only."
+        )
+    check_key_matches(load_certificate(certificate_pem), key)
+    return key
+
+
+def _decrypted(key: PrivateKeyTypes) -> bytes:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
 def key_source(
     *,
     private_key: Optional[PemSource],
     pkcs11: Optional[Pkcs11Config],
-    certificate: x509.Certificate,
+    certificate_pem: bytes,
     password: Optional[bytes] = None,
 ) -> KeySource:
     """The key source for the ``private_key``/``pkcs11`` pair, accepting a ``pkcs11:`` URI as key.
@@ -194,7 +232,7 @@ def key_source(
     Args:
         private_key: PEM ``bytes``, a path, or an RFC 7512 ``pkcs11:`` URI (``str``).
         pkcs11: Where the key is in a token. Exclusive with ``private_key``.
-        certificate: The device certificate; a PEM key must match it.
+        certificate_pem: The device certificate; a PEM key must match it.
         password: For an encrypted PEM key (see ``_pem.resolve_password``).
 
     Raises:
@@ -225,7 +263,7 @@ def key_source(
         )
     origin = "private key bytes" if isinstance(private_key, bytes) else f"key file {private_key}"
     pem = read_pem(private_key, what="private key")
-    return PemKey(pem, certificate, origin=origin, password=password)
+    return PemKey(pem, certificate_pem, origin=origin, password=password)
 
 
 def create_tls_context(

@@ -7,14 +7,9 @@ import os
 import re
 import stat
 from datetime import datetime
-from pathlib import Path
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import types as key_types
-
+from ._der import CertificateDates, read_certificate_dates
 from .exceptions import (
     CertificateExpiredError,
     ConflictingOptionsError,
@@ -24,10 +19,19 @@ from .exceptions import (
     KeyMismatchError,
 )
 
+if TYPE_CHECKING:
+    # cryptography is imported by the functions that need it: a fetch does not (see _der).
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import types as key_types
+
 __all__ = [
     "PemSource",
+    "certificate_dates",
     "check_key_matches",
+    "check_validity",
+    "is_encrypted",
     "load_certificate",
+    "load_certificates",
     "load_private_key",
     "read_pem",
     "read_secret_file",
@@ -55,8 +59,8 @@ def read_pem(source: PemSource, *, what: str) -> bytes:
         data = bytes(source)
         origin = f"the {what} bytes"
     else:
-        path = Path(source).expanduser()
-        origin = f"{what} file {str(path)!r}"
+        path = os.path.expanduser(os.fspath(source))
+        origin = f"{what} file {path!r}"
         data, _ = _read_file(path, origin)
     if b"-----BEGIN " not in data:
         raise InvalidPemError(
@@ -66,14 +70,14 @@ def read_pem(source: PemSource, *, what: str) -> bytes:
     return data
 
 
-def _read_file(path: Path, origin: str) -> tuple[bytes, int]:
+def _read_file(path: str, origin: str) -> tuple[bytes, int]:
     """The content and mode of ``path``, or a message that says how to fix it (never the content).
 
     Raises:
         CredentialFileError: missing, a directory, or unreadable.
     """
     try:
-        with path.open("rb") as file:
+        with open(path, "rb") as file:
             return file.read(), os.fstat(file.fileno()).st_mode
     except FileNotFoundError:
         raise CredentialFileError(f"The {origin} does not exist.") from None
@@ -96,8 +100,8 @@ def read_secret_file(path: Union[str, os.PathLike[str]], *, what: str) -> bytes:
     Raises:
         CredentialFileError: missing, unreadable, or empty.
     """
-    file = Path(path).expanduser()
-    origin = f"{what} file {str(file)!r}"
+    file = os.path.expanduser(os.fspath(path))
+    origin = f"{what} file {file!r}"
     data, mode = _read_file(file, origin)
     if data.endswith(b"\n"):
         data = data[:-2] if data.endswith(b"\r\n") else data[:-1]
@@ -158,8 +162,19 @@ def load_certificate(pem: bytes, *, what: str = "certificate") -> x509.Certifica
     Raises:
         InvalidPemError: no parseable certificate.
     """
+    return load_certificates(pem, what=what)[0]
+
+
+def load_certificates(pem: bytes, *, what: str = "certificate") -> list[x509.Certificate]:
+    """Parse every certificate in ``pem`` (a CA bundle holds several).
+
+    Raises:
+        InvalidPemError: no certificate, or one that does not parse.
+    """
+    from cryptography import x509  # noqa: PLC0415 - see TYPE_CHECKING above
+
     try:
-        return x509.load_pem_x509_certificate(pem)
+        return x509.load_pem_x509_certificates(pem)
     except ValueError:
         raise InvalidPemError(
             f"The {what} is not a valid PEM X.509 certificate (expected '-----BEGIN "
@@ -167,25 +182,47 @@ def load_certificate(pem: bytes, *, what: str = "certificate") -> x509.Certifica
         ) from None
 
 
-def check_validity(certificate: x509.Certificate, now: datetime) -> None:
+def certificate_dates(pem: bytes) -> CertificateDates:
+    """The serial number and validity of the certificate in ``pem``, without cryptography when
+    its DER is well-formed.
+
+    Raises:
+        InvalidPemError: no parseable certificate.
+    """
+    dates = read_certificate_dates(pem)
+    if dates is not None:
+        return dates
+    certificate = load_certificate(pem)
+    return CertificateDates(
+        certificate.serial_number,
+        certificate.not_valid_before_utc,
+        certificate.not_valid_after_utc,
+    )
+
+
+def check_validity(dates: CertificateDates, now: datetime) -> None:
     """Refuse an expired device certificate; warn about one not valid yet (clock may be wrong).
 
     Raises:
         CertificateExpiredError: ``now`` is past the certificate's notAfter.
     """
-    not_after = certificate.not_valid_after_utc
-    if now > not_after:
+    if now > dates.not_after:
         raise CertificateExpiredError(
-            f"The device certificate expired on {not_after:%Y-%m-%d %H:%M} UTC (serial "
-            f"{certificate.serial_number:x}); issue and register a new one. If it is not really "
+            f"The device certificate expired on {dates.not_after:%Y-%m-%d %H:%M} UTC (serial "
+            f"{dates.serial_number:x}); issue and register a new one. If it is not really "
             "expired, this device's clock is wrong."
         )
-    if now < certificate.not_valid_before_utc:
+    if now < dates.not_before:
         logger.warning(
             "The device certificate is not valid until %s UTC by this device's clock; "
             "if the clock is wrong, the provider will still accept it.",
-            certificate.not_valid_before_utc.strftime("%Y-%m-%d %H:%M"),
+            dates.not_before.strftime("%Y-%m-%d %H:%M"),
         )
+
+
+def is_encrypted(pem: bytes) -> bool:
+    """Whether ``pem`` is an encrypted private key (PKCS#8 or legacy OpenSSL encryption)."""
+    return any(marker in pem for marker in _ENCRYPTED_MARKERS)
 
 
 def load_private_key(
@@ -201,7 +238,10 @@ def load_private_key(
             this system cannot decrypt, or a password for a key that is not encrypted.
         InvalidPemError: not a parseable private key.
     """
-    encrypted = any(marker in pem for marker in _ENCRYPTED_MARKERS)
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    encrypted = is_encrypted(pem)
     if encrypted and password is None:
         raise EncryptedKeyError(
             "The private key is encrypted: give its password (private_key_password=..., or the "
@@ -255,6 +295,8 @@ def check_key_matches(certificate: x509.Certificate, key: key_types.PrivateKeyTy
     Raises:
         KeyMismatchError: the two do not belong together.
     """
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if certificate.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
         raise KeyMismatchError(

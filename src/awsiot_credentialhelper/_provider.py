@@ -7,21 +7,29 @@ import random
 import threading
 import time
 from types import TracebackType
-from typing import Callable, Optional, TypeVar, Union
-
-from cryptography import x509
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar, Union
 
 from ._clock import Clock, utcnow
 from ._credentials import Credentials
 from ._endpoint import Endpoint, parse_endpoint
 from ._keys import KeySource, Pkcs11Config, key_source
-from ._pem import PemSource, check_validity, load_certificate, read_pem, resolve_password
+from ._pem import (
+    PemSource,
+    certificate_dates,
+    check_validity,
+    load_certificate,
+    read_pem,
+    resolve_password,
+)
 from ._protocol import build_request, parse_response, validate_role_alias, validate_thing_name
 from ._proxy import ProxySettings, parse_proxy_url, proxy_from_environment
 from ._retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from ._transport import CrtTransport, build_tls_context
 from ._version import __version__
 from .exceptions import ConfigurationError, CredentialHelperError, InvalidPemError
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = ["DEFAULT_TIMEOUT", "IotCredentialProvider"]
 
@@ -92,12 +100,12 @@ class IotCredentialProvider:
         self._retry = _checked(RetryPolicy, max_attempts)
         self._clock = clock
         certificate_pem = read_pem(certificate, what="certificate")
-        self.certificate: x509.Certificate = load_certificate(certificate_pem)
-        check_validity(self.certificate, clock())
+        check_validity(certificate_dates(certificate_pem), clock())
+        self._certificate_pem = certificate_pem
         self.key: KeySource = key_source(
             private_key=private_key,
             pkcs11=pkcs11,
-            certificate=self.certificate,
+            certificate_pem=certificate_pem,
             password=resolve_password(private_key_password),
         )
         ca_pem = _read_ca(ca) if ca is not None else None
@@ -116,6 +124,11 @@ class IotCredentialProvider:
         )
         self._closed = threading.Event()
         self._rng = random.Random()  # noqa: S311 - backoff jitter, not cryptography
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The device certificate, parsed by ``cryptography`` when first asked for."""
+        return load_certificate(self._certificate_pem)
 
     def fetch(self) -> Credentials:
         """One set of fresh credentials from the provider.
@@ -205,7 +218,6 @@ def _read_ca(ca: PemSource) -> bytes:
     pem = read_pem(ca, what="CA")
     if b"-----BEGIN CERTIFICATE-----" not in pem:
         raise InvalidPemError("The CA holds no '-----BEGIN CERTIFICATE-----' block.")
-    load_certificate(pem, what="CA certificate")
     return pem
 
 

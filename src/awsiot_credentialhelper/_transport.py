@@ -26,6 +26,7 @@ from awscrt.exceptions import AwsCrtError
 
 from ._endpoint import Endpoint
 from ._keys import KeySource, create_tls_context, crt_error_name
+from ._pem import load_certificates
 from ._protocol import Request, Response
 from ._proxy import ProxySettings
 from .exceptions import (
@@ -33,6 +34,7 @@ from .exceptions import (
     ConnectError,
     ConnectionClosedError,
     ConnectTimeoutError,
+    InvalidPemError,
     NetworkError,
     ReadTimeoutError,
     TlsHandshakeError,
@@ -85,8 +87,9 @@ def build_tls_context(
     """A client TLS context: TLS 1.2 or newer, the given CA (else the system store), verification.
 
     Raises:
-        ConfigurationError: awscrt refused the certificate, key or CA (a :class:`Pkcs11Error`
-            when the key's token explains why).
+        ConfigurationError: awscrt refused the certificate, key or CA: the key's store says why
+            (e.g. :class:`KeyMismatchError`, :class:`Pkcs11Error`), else cryptography finds
+            the certificate or CA unparseable (:class:`InvalidPemError`), else awscrt's name.
     """
     options = key.tls_options(certificate_pem)
     options.min_tls_ver = crt_io.TlsVersion.TLSv1_2
@@ -96,10 +99,21 @@ def build_tls_context(
     try:
         return create_tls_context(key, options)
     except AwsCrtError as exc:
-        raise ConfigurationError(
+        raise _unparseable(certificate_pem, ca_pem) or ConfigurationError(
             f"awscrt cannot build a TLS context from this certificate, key and CA ({exc.name}): "
             "check that each is the PEM you meant."
         ) from None
+
+
+def _unparseable(certificate_pem: bytes, ca_pem: Optional[bytes]) -> Optional[InvalidPemError]:
+    """What cryptography finds wrong in a certificate or CA that awscrt refused, if anything."""
+    try:
+        load_certificates(certificate_pem)
+        if ca_pem is not None:
+            load_certificates(ca_pem, what="CA certificate")
+    except InvalidPemError as error:
+        return error
+    return None
 
 
 class CrtTransport:

@@ -140,6 +140,24 @@ def test_the_cached_path_imports_neither_awscrt_nor_botocore(
     assert "argparse" not in imported, "plain flags are parsed without building argparse"
 
 
+def test_a_fetch_does_not_import_cryptography(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    """cryptography (60 ms) is only for saying what is wrong with a key awscrt refused."""
+    result = cli.run(
+        "credential-process", "--no-cache", *flags, prefix=(sys.executable, "-X", "importtime")
+    )
+    assert result.returncode == 0, result.stderr
+    assert server.request_count == 1
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "awscrt.http" in imported, "importtime works"
+    assert not any(name.startswith("cryptography") for name in imported)
+
+
 def test_settings_come_from_the_profile_with_env_and_flags_taking_precedence(
     cli: Cli, server: TlsServer, flags: list[str]
 ) -> None:

@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
 
 from awsiot_credentialhelper import IotCredentialProvider, Pkcs11Config
 from awsiot_credentialhelper import exceptions as errors
@@ -225,13 +229,18 @@ def test_verify_peer_false_accepts_any_server(make_provider: ProviderFactory) ->
 
 # --- configuration errors, all at construction --------------------------------------------
 
+CORRUPT_CERTIFICATE = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+
 
 @pytest.fixture
-def files(tmp_path: Path, device: DeviceFiles) -> dict[str, str]:
+def files(tmp_path: Path, device: DeviceFiles, ca: trustme.CA) -> dict[str, str]:
     other = issue_device(trustme.CA(), str(tmp_path), "other")
     text = tmp_path / "notes.txt"
     text.write_text("hello")
+    broken_bundle = tmp_path / "bundle.pem"
+    broken_bundle.write_bytes(ca.cert_pem.bytes() + CORRUPT_CERTIFICATE)
     return {
+        "broken_bundle": str(broken_bundle),
         "missing": str(tmp_path / "missing.pem"),
         "directory": str(tmp_path),
         "not_pem": str(text),
@@ -251,7 +260,7 @@ def files(tmp_path: Path, device: DeviceFiles) -> dict[str, str]:
         ),
         pytest.param({"certificate": "not_pem"}, errors.InvalidPemError, "not PEM", id="not-pem"),
         pytest.param(
-            {"certificate": b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"},
+            {"certificate": CORRUPT_CERTIFICATE},
             errors.InvalidPemError,
             "not a valid PEM X.509",
             id="corrupt-cert",
@@ -266,6 +275,12 @@ def files(tmp_path: Path, device: DeviceFiles) -> dict[str, str]:
             {"private_key": "other_key"}, errors.KeyMismatchError, "does not match", id="mismatch"
         ),
         pytest.param({"ca": "not_pem"}, errors.InvalidPemError, "not PEM", id="ca-not-pem"),
+        pytest.param(
+            {"ca": "broken_bundle"},
+            errors.InvalidPemError,
+            "CA certificate is not a valid PEM X.509",
+            id="ca-bundle-with-a-corrupt-block",
+        ),
         pytest.param(
             {"pkcs11": Pkcs11Config(pkcs11_lib="/x.so")},
             errors.ConflictingOptionsError,
@@ -314,6 +329,39 @@ def test_configuration_errors_name_the_fix(
     with pytest.raises(error_class, match=fragment) as caught:
         make_provider(**resolved)
     assert isinstance(caught.value, ValueError)
+
+
+def _self_signed(key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "device")])
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def test_a_key_awscrt_cannot_sign_with_is_named(make_provider: ProviderFactory) -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with pytest.raises(errors.InvalidPemError, match="holds a key of type Ed25519: AWS IoT and"):
+        make_provider(certificate=_self_signed(key), private_key=pem)
+
+
+def test_a_p521_key_is_used(make_provider: ProviderFactory) -> None:
+    key = ec.generate_private_key(ec.SECP521R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    make_provider(certificate=_self_signed(key), private_key=pem).close()
 
 
 def test_a_file_that_is_not_a_pkcs11_module(

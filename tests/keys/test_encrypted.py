@@ -8,7 +8,6 @@ from typing import Callable, Optional, Union
 
 import pytest
 from awscrt import io as crt_io
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -222,9 +221,8 @@ def test_empty_password_value(value: Union[str, bytes]) -> None:
 def test_pem_key_hands_awscrt_the_decrypted_key(device: DeviceFiles, tmp_path: Path) -> None:
     key = serialization.load_pem_private_key(device.private_key_pem, None)
     encrypted = key_forms(key).pkcs8_encrypted
-    certificate = x509.load_pem_x509_certificate(device.certificate_pem)
     before = sorted(tmp_path.rglob("*"))
-    pem_key = PemKey(encrypted, certificate, origin="test key", password=PASSWORD)
+    pem_key = PemKey(encrypted, device.certificate_pem, origin="test key", password=PASSWORD)
     crt_io.ClientTlsContext(pem_key.tls_options(device.certificate_pem))
     assert sorted(tmp_path.rglob("*")) == before
     assert repr(pem_key) == "PemKey(test key)"

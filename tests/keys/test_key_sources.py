@@ -6,17 +6,12 @@ and tests/pkcs11 must be the one to load it.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
 import pytest
 import trustme
 from awscrt import io as crt_io
 from awscrt.exceptions import AwsCrtError
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import NameOID
 
 from awsiot_credentialhelper._keys import (
     PemKey,
@@ -26,10 +21,9 @@ from awsiot_credentialhelper._keys import (
     key_source,
     map_pkcs11_error,
 )
-from awsiot_credentialhelper._pem import load_certificate
 from awsiot_credentialhelper.exceptions import (
     ConflictingOptionsError,
-    InvalidPemError,
+    KeyMismatchError,
     Pkcs11Error,
 )
 
@@ -98,8 +92,7 @@ def test_other_errors_are_not_pkcs11s(name: str) -> None:
 
 
 def test_a_failure_that_is_not_the_keys_becomes_an_awscrt_error(device: DeviceFiles) -> None:
-    certificate = load_certificate(device.certificate_pem)
-    key = PemKey(device.private_key_pem, certificate, origin="test key")
+    key = PemKey(device.private_key_pem, device.certificate_pem, origin="test key")
     options = key.tls_options(device.certificate_pem)
     options.override_default_trust_store(
         b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
@@ -112,33 +105,9 @@ def test_a_failure_that_is_not_the_keys_becomes_an_awscrt_error(device: DeviceFi
 
 
 def test_a_good_pem_key_opens(device: DeviceFiles) -> None:
-    certificate = load_certificate(device.certificate_pem)
-    key = PemKey(device.private_key_pem, certificate, origin="test key")
+    key = PemKey(device.private_key_pem, device.certificate_pem, origin="test key")
     context = create_tls_context(key, key.tls_options(device.certificate_pem))
     assert isinstance(context, crt_io.ClientTlsContext)
-
-
-def test_pem_key_refuses_key_types_aws_iot_cannot_use() -> None:
-    key = ed25519.Ed25519PrivateKey.generate()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ed")])
-    now = datetime.now(timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, None)
-    )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    with pytest.raises(
-        InvalidPemError, match="holds a key of type Ed25519: AWS IoT and awscrt use RSA or EC"
-    ):
-        PemKey(pem, certificate, origin="ed key")
 
 
 URI = f"pkcs11:token=t;object=k?module-path={MISSING_MODULE}&pin-value={SECRET_PIN}"
@@ -165,27 +134,22 @@ URI = f"pkcs11:token=t;object=k?module-path={MISSING_MODULE}&pin-value={SECRET_P
     ],
 )
 def test_key_source_conflicts(arguments: dict[str, Any], message: str, device: DeviceFiles) -> None:
-    certificate = load_certificate(device.certificate_pem)
     with pytest.raises(ConflictingOptionsError, match=message) as caught:
-        key_source(certificate=certificate, **arguments)
+        key_source(certificate_pem=device.certificate_pem, **arguments)
     assert SECRET_PIN not in str(caught.value)
 
 
 def test_key_source_reads_a_uri_as_a_token(device: DeviceFiles) -> None:
     """The URI reaches Pkcs11Key: it is the module path that is refused, not a PEM parse."""
     with pytest.raises(Pkcs11Error, match=r"'/nonexistent/libpkcs11.so' does not exist") as caught:
-        key_source(
-            private_key=URI, pkcs11=None, certificate=load_certificate(device.certificate_pem)
-        )
+        key_source(private_key=URI, pkcs11=None, certificate_pem=device.certificate_pem)
     assert SECRET_PIN not in str(caught.value)
 
 
 @pytest.mark.parametrize("as_path", [True, False], ids=["path", "bytes"])
 def test_key_source_pem(device: DeviceFiles, as_path: bool) -> None:
     source: Any = device.private_key_file if as_path else device.private_key_pem
-    key = key_source(
-        private_key=source, pkcs11=None, certificate=load_certificate(device.certificate_pem)
-    )
+    key = key_source(private_key=source, pkcs11=None, certificate_pem=device.certificate_pem)
     assert isinstance(key, PemKey)
     expected = f"key file {device.private_key_file}" if as_path else "private key bytes"
     assert key.describe() == expected
@@ -194,9 +158,10 @@ def test_key_source_pem(device: DeviceFiles, as_path: bool) -> None:
 
 def test_key_source_wrong_key_for_the_certificate(device: DeviceFiles, ca: trustme.CA) -> None:
     other = ca.issue_cert("other.example")
-    with pytest.raises(ValueError, match="does not match the certificate"):
-        key_source(
-            private_key=other.private_key_pem.bytes(),
-            pkcs11=None,
-            certificate=load_certificate(device.certificate_pem),
-        )
+    key = key_source(
+        private_key=other.private_key_pem.bytes(),
+        pkcs11=None,
+        certificate_pem=device.certificate_pem,
+    )
+    with pytest.raises(KeyMismatchError, match="does not match the certificate"):
+        create_tls_context(key, key.tls_options(device.certificate_pem))

@@ -20,7 +20,6 @@ from awsiot_credentialhelper._keys import (
     crt_error_name,
     key_source,
 )
-from awsiot_credentialhelper._pem import load_certificate
 from awsiot_credentialhelper.exceptions import Pkcs11Error
 
 from .conftest import PIN, PIN_TOKEN, SINGLE_TOKEN, THING_TOKEN, Tokens, issue
@@ -282,7 +281,7 @@ def test_a_pkcs11_uri_as_the_private_key(
     )
     key_pem = tokens.ec_key if key_label == "ec_key" else tokens.rsa_key
     certificate_pem = issue(ca, key_pem)
-    key = key_source(private_key=uri, pkcs11=None, certificate=load_certificate(certificate_pem))
+    key = key_source(private_key=uri, pkcs11=None, certificate_pem=certificate_pem)
     assert isinstance(key, Pkcs11Key)
     assert PIN not in repr(key)
     context = create_tls_context(key, key.tls_options(certificate_pem))
