@@ -5,12 +5,15 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import http.client
+import json
 import logging
 import os
 import resource
 import socket
 import ssl
 import stat
+import subprocess
+import sys
 import threading
 import time
 import types
@@ -424,3 +427,24 @@ def test_a_failing_journal_still_answers_500_and_the_server_keeps_serving(
     monkeypatch.undo()
     assert still_serving(iot_emulator, iot_device)
     assert iot_emulator.stats().by_outcome == {"SUCCESS": 1}
+
+
+def test_accept_backs_off_while_out_of_descriptors_and_recovers(tmp_path: Path) -> None:
+    # In a child process: the descriptor limit is process-wide, and pytest's must stay intact.
+    probe = Path(__file__).with_name("_accept_probe.py")
+    run = subprocess.run(
+        [sys.executable, "-I", str(probe), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    findings = json.loads(run.stdout.splitlines()[-1])
+    # A retry loop without a wait burns a whole core; generous for a loaded CI machine.
+    assert findings["cpu"] < findings["window"] / 4, findings
+    assert findings["before"] == findings["status"] == "HTTP/1.1 200 OK"
+    assert findings["recovery"] < 1.5  # the wait is capped at 1 s
+    assert findings["stop"] < 0.25  # stop() cuts the wait short
+    cannot = "WARNING Cannot accept connections (Too many open files); retrying with backoff"
+    assert findings["log"] == [cannot, "INFO Accepting connections again", cannot]

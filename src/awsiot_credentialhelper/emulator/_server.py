@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import logging
 import selectors
@@ -34,6 +35,12 @@ MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024
 _RECV_CHUNK = 16 * 1024
 _DISCONNECT_AFTER = len(b"HTTP/1.")
+#: accept() errors that say the process or system is out of descriptors, buffers or memory
+#: (asyncio's list): the pending connection stays pending, so retrying at once only spins.
+_ACCEPT_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+#: The acceptor's first wait after such an error; it doubles per failure up to the last.
+_ACCEPT_BACKOFF_FIRST = 0.01
+_ACCEPT_BACKOFF_LAST = 1.0
 
 
 class Handler(Protocol):
@@ -188,6 +195,7 @@ class TlsHttpServer:
     # --- accepting ------------------------------------------------------------------------------
 
     def _accept_loop(self) -> None:
+        backoff = 0.0  # the last wait after an exhausted accept(); 0 outside such an episode
         # A selector, not select.select(): that fails for descriptors >= FD_SETSIZE (1024).
         with selectors.DefaultSelector() as selector:
             selector.register(self._listener, selectors.EVENT_READ)
@@ -198,9 +206,24 @@ class TlsHttpServer:
                     continue
                 try:
                     sock, _ = self._listener.accept()
-                except OSError:
+                except OSError as exc:
+                    if exc.errno in _ACCEPT_EXHAUSTED:
+                        backoff = self._back_off(backoff, exc)
                     continue
+                if backoff:
+                    _LOG.info("Accepting connections again")
+                    backoff = 0.0
                 self._dispatch(sock)
+
+    def _back_off(self, last: float, exc: OSError) -> float:
+        """Wait after accept() ran out of a resource (warn once per episode); return the wait."""
+        if last:
+            wait = min(last * 2, _ACCEPT_BACKOFF_LAST)
+        else:
+            _LOG.warning("Cannot accept connections (%s); retrying with backoff", exc.strerror)
+            wait = _ACCEPT_BACKOFF_FIRST
+        self._stopping.wait(wait)  # cut short by stop()
+        return wait
 
     def _dispatch(self, sock: socket.socket) -> None:
         if not self._slots.acquire(blocking=False):
