@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-import ipaddress
 import re
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from .exceptions import InvalidEndpointError
 
@@ -29,8 +27,7 @@ _HOST_PORT = re.compile(
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """Where to connect, and the region the endpoint's hostname names (if it names one)."""
 
     host: str
@@ -39,15 +36,12 @@ class Endpoint:
 
     @property
     def is_ip_literal(self) -> bool:
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
+        return self.is_ipv6 or _is_ipv4(self.host)
 
     @property
     def is_ipv6(self) -> bool:
-        return self.is_ip_literal and ipaddress.ip_address(self.host).version == 6
+        # parse_endpoint takes a ':' in the host only from inside [brackets].
+        return ":" in self.host
 
     @property
     def authority(self) -> str:
@@ -72,6 +66,14 @@ class Endpoint:
             f"(e.g. region='us-east-1'), as local and test endpoints need, or use the endpoint "
             f"that `{_DESCRIBE_ENDPOINT}` prints."
         )
+
+
+def _is_ipv4(host: str) -> bool:
+    """Dotted-quad ``a.b.c.d``: the form awscrt and the socket layer treat as an address."""
+    parts = host.split(".")
+    return len(parts) == 4 and all(
+        part.isascii() and part.isdigit() and int(part) <= 255 for part in parts
+    )
 
 
 def parse_endpoint(endpoint: str) -> Endpoint:

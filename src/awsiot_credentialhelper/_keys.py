@@ -8,10 +8,9 @@ only when awscrt refuses it (to say why) or when it must be decrypted first.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
-from typing import TYPE_CHECKING, Optional, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Optional, Protocol
 
 from awscrt import io as crt_io
 from awscrt.exceptions import AwsCrtError
@@ -103,8 +102,7 @@ class PemKey:
         return f"PemKey({self._origin})"
 
 
-@dataclasses.dataclass(frozen=True)
-class Pkcs11Config:
+class Pkcs11Config(NamedTuple):
     """Where to find the private key in a PKCS#11 token (HSM, TPM, smart card).
 
     Same fields as 1.x. Select the token by ``slot_id`` or ``token_label`` (or neither when there
@@ -113,10 +111,16 @@ class Pkcs11Config:
     """
 
     pkcs11_lib: str
-    user_pin: Optional[str] = dataclasses.field(default=None, repr=False)
+    user_pin: Optional[str] = None
     slot_id: Optional[int] = None
     token_label: Optional[str] = None
     private_key_label: Optional[str] = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Pkcs11Config(pkcs11_lib={self.pkcs11_lib!r}, slot_id={self.slot_id!r}, "
+            f"token_label={self.token_label!r}, private_key_label={self.private_key_label!r})"
+        )
 
     @classmethod
     def from_uri(cls, uri: str, *, default_module_path: Optional[str] = None) -> Pkcs11Config:
@@ -294,7 +298,8 @@ def create_tls_context(
         raise AwsCrtError(code=code, name=name, message=message) from exc
 
 
-_NATIVE_ERROR = re.compile(r"(\d+) \(([A-Z][A-Z0-9_]+)\)(?:: (.*))?", re.DOTALL)
+# Compiled on first use (by re's cache): only failures need it.
+_NATIVE_ERROR = r"(\d+) \(([A-Z][A-Z0-9_]+)\)(?:: (.*))?"
 
 
 def crt_error_name(exc: BaseException) -> Optional[str]:
@@ -305,12 +310,14 @@ def crt_error_name(exc: BaseException) -> Optional[str]:
     """
     if isinstance(exc, AwsCrtError):
         return str(exc.name)
-    match = _NATIVE_ERROR.fullmatch(str(exc)) if isinstance(exc, RuntimeError) else None
+    match = (
+        re.fullmatch(_NATIVE_ERROR, str(exc), re.DOTALL) if isinstance(exc, RuntimeError) else None
+    )
     return match.group(2) if match else None
 
 
 def _crt_code_and_message(exc: BaseException) -> tuple[int, str]:
-    match = _NATIVE_ERROR.fullmatch(str(exc))
+    match = re.fullmatch(_NATIVE_ERROR, str(exc), re.DOTALL)
     return (int(match.group(1)), match.group(3) or "") if match else (-1, str(exc))
 
 

@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 PemSource = Union[bytes, str, "os.PathLike[str]"]
 
 _ENCRYPTED_MARKERS = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED")
-_DEK_INFO = re.compile(rb"^DEK-Info: *([A-Za-z0-9-]{1,40}),", re.MULTILINE)
+_DEK_INFO = rb"^DEK-Info: *([A-Za-z0-9-]{1,40}),"  # compiled on first use: errors only
 
 
 def read_pem(source: PemSource, *, what: str) -> bytes:
@@ -283,7 +283,7 @@ def load_private_key(
 
 def _cipher_of(pem: bytes, exc: Exception) -> str:
     """Name the cipher of an encrypted key for a message: the DEK-Info name, else cryptography's."""
-    match = _DEK_INFO.search(pem)
+    match = re.search(_DEK_INFO, pem, re.MULTILINE)
     if match:
         return f"cipher {match.group(1).decode('ascii')}"
     return f"an algorithm cryptography does not support ({exc})"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from typing import Optional
-from urllib.parse import unquote_to_bytes
 
 from ._keys import Pkcs11Config
 from ._pem import read_secret_file
@@ -19,11 +18,13 @@ __all__ = ["is_pkcs11_uri", "parse_pkcs11_uri"]
 _SCHEME = "pkcs11:"
 
 # RFC 7512 section 2.3: unreserved and the sub-delimiters each component may hold unencoded.
+# Patterns, not compiled: every key passes through this module, and few keys are URIs (re
+# compiles a pattern on its first use and caches it).
 _UNRESERVED = r"A-Za-z0-9._~\-"
-_RES_AVAIL = re.escape(":[]@!$'()*+,=")
-_PATH_VALUE = re.compile(f"(?:[{_UNRESERVED}{_RES_AVAIL}&]|%[0-9A-Fa-f]{{2}})*")
-_QUERY_VALUE = re.compile(f"(?:[{_UNRESERVED}{_RES_AVAIL}/?|]|%[0-9A-Fa-f]{{2}})*")
-_NAME = re.compile(r"[a-z][a-z0-9-]*")
+_RES_AVAIL = r":\[\]@!$'()*+,="
+_PATH_VALUE = f"(?:[{_UNRESERVED}{_RES_AVAIL}&]|%[0-9A-Fa-f]{{2}})*"
+_QUERY_VALUE = f"(?:[{_UNRESERVED}{_RES_AVAIL}/?|]|%[0-9A-Fa-f]{{2}})*"
+_NAME = r"[a-z][a-z0-9-]*"
 
 #: Path attributes awscrt can select on, and the ``Pkcs11Config`` field each one fills.
 _PATH_FIELDS = {"token": "token_label", "slot-id": "slot_id", "object": "private_key_label"}
@@ -100,7 +101,7 @@ def parse_pkcs11_uri(text: str, *, default_module_path: Optional[str] = None) ->
 
 
 def _split(
-    component: str, separator: str, allowed: re.Pattern[str], where: str, names: frozenset[str]
+    component: str, separator: str, allowed: str, where: str, names: frozenset[str]
 ) -> dict[str, str]:
     """Split one URI component into decoded ``name: value`` pairs of known, unrepeated names."""
     attrs: dict[str, str] = {}
@@ -108,16 +109,16 @@ def _split(
         return attrs
     for item in component.split(separator):
         name, equals, raw = item.partition("=")
-        if not equals or not _NAME.fullmatch(name):
+        if not equals or not re.fullmatch(_NAME, name):
             raise Pkcs11Error(
                 f"The PKCS#11 URI {where} has an item that is not a lowercase name=value pair"
-                + (f" ({name[:40]!r})." if _NAME.fullmatch(name) else ".")
+                + (f" ({name[:40]!r})." if re.fullmatch(_NAME, name) else ".")
             )
         if name not in names:
             _refuse(name, where)
         if name in attrs:
             raise Pkcs11Error(f"The PKCS#11 URI repeats the attribute {name!r}.")
-        if not allowed.fullmatch(raw):
+        if not re.fullmatch(allowed, raw):
             raise Pkcs11Error(
                 f"The PKCS#11 URI attribute {name!r} holds a character that must be "
                 "percent-encoded (or a '%' not followed by two hex digits)."
@@ -128,6 +129,9 @@ def _split(
 
 def _decode(name: str, raw: str) -> str:
     """Percent-decode ``raw`` as UTF-8 (RFC 7512 section 2.3)."""
+    # Imported here: key_source() imports this module for every key, URI or not.
+    from urllib.parse import unquote_to_bytes  # noqa: PLC0415
+
     try:
         return unquote_to_bytes(raw).decode("utf-8")
     except UnicodeError:

@@ -6,14 +6,12 @@ directly; the transport carries bytes to and from these functions.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
-from typing import Any, Optional
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple, Optional
 
 from ._credentials import Credentials, parse_expiration
 from .exceptions import (
@@ -60,16 +58,14 @@ _KNOWN_REFUSALS: dict[tuple[int, str], type[ProviderError]] = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """One GET to the provider."""
 
     path: str
     headers: tuple[tuple[str, str], ...]
 
 
-@dataclasses.dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     """What came back: header names are lower-case."""
 
     status: int
@@ -234,12 +230,50 @@ def _unexpected(
     )
 
 
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+
+
 def _server_time(headers: Mapping[str, str]) -> Optional[datetime]:
     value = headers.get("date")
     if not value:
         return None
+    return _imf_fixdate(value) or _obsolete_http_date(value)
+
+
+def _imf_fixdate(value: str) -> Optional[datetime]:
+    """``Sun, 06 Nov 1994 08:49:37 GMT``, the form RFC 9110 has servers send.
+
+    Read by hand: ``email.utils`` costs a one-shot ``credential-process`` about 15 ms to import.
+    """
+    parts = value.split()
+    if len(parts) != 6 or parts[5] != "GMT" or parts[2] not in _MONTHS:
+        return None
+    try:
+        hour, minute, second = (int(number) for number in parts[4].split(":"))
+        return datetime(
+            int(parts[3]),
+            _MONTHS[parts[2]],
+            int(parts[1]),
+            hour,
+            minute,
+            second,
+            tzinfo=timezone.utc,
+        )
+    except ValueError:
+        return None
+
+
+def _obsolete_http_date(value: str) -> Optional[datetime]:
+    """The RFC 850 and asctime forms RFC 9110 still has clients accept; all HTTP dates are UTC."""
+    from email.utils import parsedate_to_datetime  # noqa: PLC0415 - rare; see _imf_fixdate
+
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    return moment if moment.tzinfo is not None else None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

@@ -1,11 +1,12 @@
-"""Choose the HTTP proxy for an endpoint: an explicit URL, or HTTPS_PROXY unless NO_PROXY says."""
+"""Choose the HTTP proxy for an endpoint: an explicit URL, or HTTPS_PROXY unless NO_PROXY says.
+
+``urllib.parse`` and ``ipaddress`` are imported only when there is a proxy to parse or a
+NO_PROXY to match: a fetch without a proxy does not pay for them.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import ipaddress
-from typing import Optional
-from urllib.parse import unquote, urlsplit
+from typing import NamedTuple, Optional
 
 from . import _environment as env
 from .exceptions import ConfigurationError
@@ -13,18 +14,20 @@ from .exceptions import ConfigurationError
 __all__ = ["ProxySettings", "parse_proxy_url", "proxy_from_environment"]
 
 
-@dataclasses.dataclass(frozen=True)
-class ProxySettings:
+class ProxySettings(NamedTuple):
     """An HTTP proxy reached with CONNECT; the password never shows in a ``repr``."""
 
     host: str
     port: int
     username: Optional[str] = None
-    password: Optional[str] = dataclasses.field(default=None, repr=False)
+    password: Optional[str] = None
 
     def __str__(self) -> str:
         user = f"{self.username}:***@" if self.username else ""
         return f"http://{user}{self.host}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"ProxySettings({str(self)!r})"
 
 
 def parse_proxy_url(url: str) -> ProxySettings:
@@ -33,6 +36,8 @@ def parse_proxy_url(url: str) -> ProxySettings:
     Raises:
         ConfigurationError: not an http:// proxy URL.
     """
+    from urllib.parse import unquote, urlsplit  # noqa: PLC0415 - see the module docstring
+
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if parts.scheme != "http" or not parts.hostname:
         raise ConfigurationError(
@@ -83,6 +88,8 @@ def _without_port(entry: str) -> str:
 
 
 def _in_network(host: str, entry: str) -> bool:
+    import ipaddress  # noqa: PLC0415 - see the module docstring
+
     try:
         return ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False)
     except ValueError:
@@ -90,6 +97,8 @@ def _in_network(host: str, entry: str) -> bool:
 
 
 def _redact(url: str) -> str:
+    from urllib.parse import urlsplit  # noqa: PLC0415 - see the module docstring
+
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if parts.password:
         return url.replace(parts.password, "***")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import random
 
 __all__ = ["DEFAULT_MAX_ATTEMPTS", "RetryPolicy"]
@@ -12,19 +11,24 @@ __all__ = ["DEFAULT_MAX_ATTEMPTS", "RetryPolicy"]
 DEFAULT_MAX_ATTEMPTS = 3
 
 
-@dataclasses.dataclass(frozen=True)
 class RetryPolicy:
     """How many attempts, and how long to wait between them ("full jitter", as AWS SDKs do)."""
 
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    base_delay: float = 0.2
-    max_delay: float = 5.0
+    __slots__ = ("base_delay", "max_attempts", "max_delay")
 
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
-        if self.base_delay < 0 or self.max_delay < 0:
+    def __init__(
+        self,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        base_delay: float = 0.2,
+        max_delay: float = 5.0,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        if base_delay < 0 or max_delay < 0:
             raise ValueError("retry delays must not be negative")
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
 
     def delay(self, failed_attempts: int, rng: random.Random) -> float:
         """Seconds to wait after ``failed_attempts`` failures: uniform in [0, base * 2^(n-1)]."""

@@ -8,17 +8,18 @@ into this package's exceptions.
 
 from __future__ import annotations
 
-import dataclasses
+# The C module under ``socket``: importing ``socket`` itself turns its constants into enums, 6 ms
+# of a one-shot CLI run, for the one setsockopt call below.
+import _socket
 import logging
 import os
-import socket
 import stat
 import sys
 import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from awscrt import http as crt_http
 from awscrt import io as crt_io
@@ -235,8 +236,7 @@ class CrtTransport:
         return options
 
 
-@dataclasses.dataclass(frozen=True)
-class _CrtResources:
+class _CrtResources(NamedTuple):
     """What every connection of a transport shares; dropped together on close."""
 
     tls_context: crt_io.ClientTlsContext
@@ -305,16 +305,16 @@ def _nodelay_if_peer(fd: int, peer_port: int) -> None:
     try:
         if not stat.S_ISSOCK(os.fstat(fd).st_mode):
             return
-        duplicate = socket.socket(fileno=os.dup(fd))
+        duplicate = _socket.socket(fileno=os.dup(fd))
     except OSError:
         return
     try:
-        inet_stream = duplicate.type == socket.SOCK_STREAM and duplicate.family in (
-            socket.AF_INET,
-            socket.AF_INET6,
+        inet_stream = duplicate.type == _socket.SOCK_STREAM and duplicate.family in (
+            _socket.AF_INET,
+            _socket.AF_INET6,
         )
         if inet_stream and duplicate.getpeername()[1] == peer_port:
-            duplicate.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            duplicate.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
     except OSError:
         pass
     finally:

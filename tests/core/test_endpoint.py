@@ -86,3 +86,19 @@ def test_explicit_region_wins_and_local_endpoints_need_one() -> None:
 )
 def test_authority_is_the_host_header(text: str, authority: str) -> None:
     assert parse_endpoint(text).authority == authority
+
+
+@pytest.mark.parametrize(
+    ("text", "literal"),
+    [
+        ("127.0.0.1:8443", True),
+        ("[::1]:8443", True),
+        ("[2001:db8::1]", True),
+        ("localhost", False),
+        ("1.2.3", False),
+        ("256.1.1.1", False),
+        ("1.2.3.4.example.com", False),
+    ],
+)
+def test_ip_literals(text: str, literal: bool) -> None:
+    assert parse_endpoint(text).is_ip_literal is literal

@@ -164,6 +164,30 @@ def test_server_date_measures_clock_skew(caplog: pytest.LogCaptureFixture) -> No
     assert "-7200 s off the server's" in caplog.text
 
 
+@pytest.mark.parametrize(
+    "date",
+    [
+        "Fri, 02 Jan 2026 05:04:05 GMT",  # IMF-fixdate, what servers send
+        "Friday, 02-Jan-26 05:04:05 GMT",  # RFC 850, obsolete
+        "Fri Jan  2 05:04:05 2026",  # asctime, obsolete
+    ],
+    ids=["imf-fixdate", "rfc850", "asctime"],
+)
+def test_every_http_date_form_is_read(date: str) -> None:
+    response = _ok(expiration="2026-01-02T05:19:05Z", date=date)
+    credentials = parse_response(response, local_now=NOW, endpoint="ep", role_alias="a")
+    assert credentials.clock_skew == timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    "date",
+    ["Fri, 32 Jan 2026 05:04:05 GMT", "Fri, 02 Jan 2026 25:04:05 GMT", "yesterday", "0"],
+)
+def test_an_unreadable_date_is_ignored(date: str) -> None:
+    credentials = parse_response(_ok(date=date), local_now=NOW, endpoint="ep", role_alias="a")
+    assert (credentials.issued_at, credentials.clock_skew) == (NOW, timedelta(0))
+
+
 def test_small_differences_are_noise() -> None:
     response = _ok(date=format_datetime(NOW + timedelta(seconds=2), usegmt=True))
     credentials = parse_response(response, local_now=NOW, endpoint="ep", role_alias="a")

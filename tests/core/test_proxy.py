@@ -97,6 +97,7 @@ def test_explicit_proxy_with_credentials(
     assert base64.b64decode(auth.split()[1]) == b"user:p@ss"
     assert "p@ss" not in repr(provider)
     assert "p@ss" not in str(provider.proxy)
+    assert "p@ss" not in repr(provider.proxy)
 
 
 def test_https_proxy_from_environment(

@@ -577,9 +577,7 @@ def pkcs11_config(
             )
         return None
     if config.user_pin is None:
-        import dataclasses  # noqa: PLC0415
-
-        config = dataclasses.replace(config, user_pin=read_pin(settings, environ))
+        config = config._replace(user_pin=read_pin(settings, environ))
     return config
 
 
