@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any, Optional, Union
 
 import boto3
@@ -21,7 +22,7 @@ from ._pem import PemSource
 from ._provider import DEFAULT_TIMEOUT, IotCredentialProvider
 from ._refresh import DEFAULT_REFRESH_POLICY, CredentialCache, RefreshPolicy
 from ._retry import DEFAULT_MAX_ATTEMPTS
-from .exceptions import ConflictingOptionsError
+from .exceptions import ConfigurationError, ConflictingOptionsError
 
 __all__ = ["Boto3SessionProvider", "Pkcs11Config"]
 
@@ -43,7 +44,8 @@ class Boto3SessionProvider:
             ``None`` sends no header (allowed unless policies use thing variables).
         certificate: Device certificate: PEM ``bytes``, or a file path (``str``).
         private_key: Its private key: PEM ``bytes``, or a file path. Exclusive with ``pkcs11``.
-        pkcs11: Where the key is in a PKCS#11 token. Exclusive with ``private_key``.
+        pkcs11: Where the key is in a PKCS#11 token. Exclusive with ``private_key``. A plain
+            ``dict`` with the same keys works too, as 1.x's ``Pkcs11Config`` was a ``TypedDict``.
         ca: CA certificate(s) that sign the endpoint's certificate: PEM ``bytes`` or a path.
             Default: the system trust store.
         awscrt_log_level: An ``awscrt.io.LogLevel``: awscrt's own log goes to stderr.
@@ -69,7 +71,7 @@ class Boto3SessionProvider:
         thing_name: Optional[str],
         certificate: PemSource,
         private_key: Optional[PemSource] = None,
-        pkcs11: Optional[Pkcs11Config] = None,
+        pkcs11: Union[Pkcs11Config, Mapping[str, Any], None] = None,
         ca: Optional[PemSource] = None,
         awscrt_log_level: Optional[Any] = None,
         verify_peer: bool = True,
@@ -92,7 +94,7 @@ class Boto3SessionProvider:
             thing_name=thing_name,
             certificate=certificate,
             private_key=private_key,
-            pkcs11=pkcs11,
+            pkcs11=_pkcs11_config(pkcs11),
             ca=ca,
             verify_peer=verify_peer,
             private_key_password=private_key_password,
@@ -175,3 +177,23 @@ def _send_awscrt_log_to_stderr(level: Any) -> None:
     """awscrt's logger is process-global and can be set once; the caller asked for it."""
     with _LOGGING_LOCK:
         crt_io.init_logging(level, "stderr")
+
+
+def _pkcs11_config(pkcs11: Union[Pkcs11Config, Mapping[str, Any], None]) -> Optional[Pkcs11Config]:
+    """``pkcs11`` as a :class:`Pkcs11Config`: 1.x's was a ``TypedDict``, so 1.x code may pass a
+    plain ``dict`` (``user_pin`` and the selectors optional, ``pkcs11_lib`` required).
+
+    Raises:
+        ConfigurationError: a key that is missing or unknown (named; values are never shown).
+    """
+    if pkcs11 is None or isinstance(pkcs11, Pkcs11Config):
+        return pkcs11
+    unknown = sorted(str(key) for key in pkcs11 if key not in Pkcs11Config._fields)
+    if unknown:
+        raise ConfigurationError(
+            f"pkcs11 has keys Pkcs11Config does not take: {', '.join(unknown)} (it takes "
+            f"{', '.join(Pkcs11Config._fields)})."
+        )
+    if "pkcs11_lib" not in pkcs11:
+        raise ConfigurationError("pkcs11 needs pkcs11_lib, the path of the PKCS#11 module.")
+    return Pkcs11Config(**pkcs11)

@@ -160,6 +160,35 @@ def test_old_valueerror_handlers_still_catch_everything(device: DeviceFiles) -> 
         )
 
 
+@pytest.mark.parametrize(
+    ("pkcs11", "error", "message"),
+    [
+        pytest.param(
+            {"pkcs11_lib": "/nonexistent/lib.so", "user_pin": "8642", "slot_id": 1},
+            errors.Pkcs11Error,
+            "'/nonexistent/lib.so' does not exist",
+            id="read-as-a-config",
+        ),
+        pytest.param(
+            {"user_pin": "8642"}, errors.ConfigurationError, "needs pkcs11_lib", id="no-lib"
+        ),
+        pytest.param(
+            {"pkcs11_lib": "/x.so", "pin": "8642"},
+            errors.ConfigurationError,
+            "keys Pkcs11Config does not take: pin",
+            id="unknown-key",
+        ),
+    ],
+)
+def test_a_1x_pkcs11_dict_is_accepted(
+    device: DeviceFiles, pkcs11: dict[str, object], error: type[ValueError], message: str
+) -> None:
+    """1.x's Pkcs11Config was a TypedDict: a plain dict is a valid 1.x argument."""
+    with pytest.raises(error, match=message) as caught:
+        Boto3SessionProvider("localhost:1", "alias", "thing", device.certificate_file, None, pkcs11)
+    assert "8642" not in str(caught.value)
+
+
 def test_no_secret_in_any_log_even_at_trace(tmp_path: str, ca: trustme.CA) -> None:
     """awscrt's Trace log goes to stderr; stdout stays clean; no secret anywhere."""
     script = textwrap.dedent(

@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from awsiot_credentialhelper import IotCredentialProvider
+from awsiot_credentialhelper.boto3_session import Boto3SessionProvider
 from awsiot_credentialhelper.exceptions import (
     CredentialHelperError,
     Pkcs11Error,
@@ -54,6 +55,25 @@ def test_fetch_through_the_token(
     assert x509.load_der_x509_certificate(presented) == x509.load_pem_x509_certificate(
         certificate_pem
     )
+
+
+def test_a_1x_style_dict_config_fetches_through_the_token(
+    server: TlsServer, tokens: Tokens, ca: trustme.CA, ca_file: str
+) -> None:
+    certificate_pem = issue(ca, tokens.ec_key)
+    pkcs11 = {
+        "pkcs11_lib": tokens.hsm.module,
+        "user_pin": PIN,
+        "token_label": THING_TOKEN,
+        "private_key_label": "ec_key",
+    }
+    session_provider = Boto3SessionProvider(
+        server.endpoint, "alias", "thing", certificate_pem, None, pkcs11, ca_file
+    )
+    try:
+        assert session_provider.provider.fetch().access_key_id == "ASIATEST"
+    finally:
+        session_provider.close()
 
 
 def test_certificate_of_another_key_fails_the_handshake(
