@@ -118,18 +118,23 @@ def test_concurrent_runs_share_one_fetch(cli: Cli, server: TlsServer, flags: lis
     assert all(output == outputs[0] for output in outputs)
 
 
-def test_the_cached_path_imports_neither_awscrt_nor_botocore(
-    cli: Cli, server: TlsServer, flags: list[str]
-) -> None:
-    _document(cli.run("credential-process", *flags))
-    result = cli.run("credential-process", *flags, prefix=(sys.executable, "-X", "importtime"))
+def _imports_of(cli: Cli, *arguments: str) -> set[str]:
+    """The modules a successful run imports, from ``python -X importtime``."""
+    result = cli.run(*arguments, prefix=(sys.executable, "-X", "importtime"))
     assert result.returncode == 0, result.stderr
-    assert server.request_count == 1
-    imported = {
+    return {
         line.rsplit("|", 1)[1].strip()
         for line in result.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
     }
+
+
+def test_the_cached_path_imports_neither_awscrt_nor_botocore(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    _document(cli.run("credential-process", *flags))
+    imported = _imports_of(cli, "credential-process", *flags)
+    assert server.request_count == 1
     assert "awsiot_credentialhelper.cli._credential_process" in imported, "importtime works"
     heavy = sorted(
         name
@@ -158,16 +163,8 @@ NOT_FOR_A_FETCH = (
 def test_an_uncached_fetch_imports_only_what_it_needs(
     cli: Cli, server: TlsServer, flags: list[str]
 ) -> None:
-    result = cli.run(
-        "credential-process", "--no-cache", *flags, prefix=(sys.executable, "-X", "importtime")
-    )
-    assert result.returncode == 0, result.stderr
+    imported = _imports_of(cli, "credential-process", "--no-cache", *flags)
     assert server.request_count == 1
-    imported = {
-        line.rsplit("|", 1)[1].strip()
-        for line in result.stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
-    }
     assert "awscrt.http" in imported, "importtime works"
     assert sorted(name for name in imported if name.split(".")[0] in NOT_FOR_A_FETCH) == []
 
