@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from typing import TYPE_CHECKING, NamedTuple, Optional, Protocol
 
 from awscrt import io as crt_io
@@ -61,11 +62,17 @@ class KeySource(Protocol):
         ...
 
 
+#: On Linux awscrt's TLS (s2n) refuses a key that is malformed or not the certificate's when it
+#: builds the TLS context (the tests show it); the macOS and Windows back ends may only fail the
+#: handshake, with a vaguer error, so there the key is checked up front.
+_CRT_CHECKS_PEM_KEYS = sys.platform.startswith("linux")
+
+
 class PemKey:
     """A PEM private key held in memory (read from a file or given as bytes).
 
-    An encrypted key is decrypted and checked here; a plain one is handed to awscrt as it is,
-    and :meth:`explain_crt_error` says what is wrong with it if awscrt refuses it.
+    An encrypted key is decrypted and checked here; on Linux a plain one is handed to awscrt as
+    it is, and :meth:`explain_crt_error` says what is wrong with it if awscrt refuses it.
     """
 
     def __init__(
@@ -82,6 +89,8 @@ class PemKey:
         if password is not None or is_encrypted(pem):
             # awscrt takes no passphrase: hand it the decrypted key, in memory only.
             self._pem = _decrypted(_usable_key(pem, certificate_pem, origin, password))
+        elif not _CRT_CHECKS_PEM_KEYS:  # pragma: no cover - macOS and Windows
+            _usable_key(pem, certificate_pem, origin, None)
 
     def describe(self) -> str:
         return self._origin
