@@ -103,7 +103,7 @@ def main() -> None:
     stopped = False
     findings: dict[str, object] = {"window": WINDOW}
     try:
-        # One answer first: the acceptor is then past setting up (its selector needs a file).
+        # One answer first: the server works before its descriptors run out.
         findings["before"] = _get(socket.create_connection(server.address, 5.0), context)
         _wait_for_connection_threads_to_end()  # their files are closed then
         first, second = socket.socket(), socket.socket()

@@ -25,6 +25,7 @@ import pytest
 from awsiot_credentialhelper.emulator import Device, Emulator
 from awsiot_credentialhelper.emulator import _server as server_module
 from awsiot_credentialhelper.emulator._journal import Journal
+from awsiot_credentialhelper.emulator._server import TlsHttpServer
 
 from ._client import (
     TIMEOUT,
@@ -448,3 +449,55 @@ def test_accept_backs_off_while_out_of_descriptors_and_recovers(tmp_path: Path) 
     assert findings["stop"] < 0.25  # stop() cuts the wait short
     cannot = "WARNING Cannot accept connections (Too many open files); retrying with backoff"
     assert findings["log"] == [cannot, "INFO Accepting connections again", cannot]
+
+
+def test_a_start_without_descriptors_fails_and_leaves_nothing_running(tmp_path: Path) -> None:
+    # In a child process: the descriptor limit is process-wide, and pytest's must stay intact.
+    probe = Path(__file__).with_name("_start_probe.py")
+    run = subprocess.run(
+        [sys.executable, "-I", str(probe), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    findings = json.loads(run.stdout.splitlines()[-1])
+    port = findings["port"]
+    assert findings["error"] == (
+        f"the credential endpoint cannot accept connections on 127.0.0.1:{port}: "
+        "Too many open files"
+    )
+    assert findings["acceptors"] == 0
+    assert not findings["listening"]  # stop() after the failed start closed the socket
+    assert "Traceback" not in run.stderr  # no thread died
+
+
+def test_a_failed_server_start_leaves_nothing_listening(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused: list[tuple[str, int]] = []
+
+    def refuse_to_start(server: TlsHttpServer) -> None:
+        refused.append(server.address)
+        raise OSError("simulated start failure")
+
+    monkeypatch.setattr(TlsHttpServer, "start", refuse_to_start)
+    emulator = Emulator(directory=tmp_path)
+    # The traceback keeps the server object alive: its listener must be closed all the same.
+    with pytest.raises(OSError, match="simulated start failure") as caught:
+        emulator.__enter__()
+    assert not emulator.running
+    [address] = refused
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(address, timeout=TIMEOUT).close()
+    assert caught.traceback  # held until here
+
+
+def test_a_busy_port_is_reported_with_its_address(tmp_path: Path) -> None:
+    with held_port() as port:
+        emulator = Emulator(directory=tmp_path, port=port)
+        message = f"the credential endpoint cannot listen on 127.0.0.1:{port}: "
+        with pytest.raises(OSError, match=message):
+            emulator.start()
+    assert not emulator.running

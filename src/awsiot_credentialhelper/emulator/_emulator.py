@@ -125,8 +125,8 @@ class Emulator:
                 read_timeout=self._read_timeout,
                 max_connections=self._max_connections,
             )
+            stack.callback(server.stop)  # also after a failed start: it closes the sockets
             server.start()
-            stack.callback(server.stop)
             self._moto, self._server, self._ca_file = moto, server, pki.ca_file
             self._stack = stack.pop_all()
         return self

@@ -160,9 +160,7 @@ class TlsHttpServer:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._connections: dict[threading.Thread, socket.socket] = {}
-        self._acceptor = threading.Thread(
-            target=self._accept_loop, name="iot-emulator-accept", daemon=True
-        )
+        self._acceptor: Optional[threading.Thread] = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -171,14 +169,43 @@ class TlsHttpServer:
         return str(host), int(port)
 
     def start(self) -> None:
-        """Start accepting connections in a background thread."""
-        self._acceptor.start()
+        """Start accepting connections in a background thread.
+
+        Raises:
+            OSError: the acceptor cannot be set up (e.g. no descriptor is left for its
+                selector); no thread is left running, and :meth:`stop` still closes the socket.
+            RuntimeError: the server was started before.
+        """
+        if self._acceptor is not None:
+            raise RuntimeError("the server is already started")
+        # Set up here, not in the thread: a failure there would leave a server that returned
+        # from start() but never accepts.
+        # A selector, not select.select(): that fails for descriptors >= FD_SETSIZE (1024).
+        try:
+            selector = selectors.DefaultSelector()
+        except OSError as exc:
+            host, port = self.address
+            raise OSError(
+                f"the credential endpoint cannot accept connections on {host}:{port}: "
+                f"{exc.strerror}"
+            ) from exc
+        try:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            acceptor = threading.Thread(
+                target=self._accept_loop, args=(selector,), name="iot-emulator-accept", daemon=True
+            )
+            acceptor.start()
+        except BaseException:
+            selector.close()
+            raise
+        self._acceptor = acceptor
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close every open connection and join every thread."""
         self._stopping.set()
         self._wake_writer.send(b"x")
-        if self._acceptor.is_alive():
+        if self._acceptor is not None:
             self._acceptor.join(timeout)
         self._listener.close()
         with self._lock:
@@ -194,12 +221,10 @@ class TlsHttpServer:
 
     # --- accepting ------------------------------------------------------------------------------
 
-    def _accept_loop(self) -> None:
+    def _accept_loop(self, selector: selectors.BaseSelector) -> None:
+        """Accept until stopped; ``selector`` watches the listener and the wake-up socket."""
         backoff = 0.0  # the last wait after an exhausted accept(); 0 outside such an episode
-        # A selector, not select.select(): that fails for descriptors >= FD_SETSIZE (1024).
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._listener, selectors.EVENT_READ)
-            selector.register(self._wake_reader, selectors.EVENT_READ)
+        with selector:
             while not self._stopping.is_set():
                 ready = {key.fileobj for key, _ in selector.select(1.0)}
                 if self._listener not in ready or self._stopping.is_set():
@@ -396,7 +421,9 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address, port))
         sock.listen(128)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise OSError(
+            f"the credential endpoint cannot listen on {address}:{port}: {exc.strerror}"
+        ) from exc
     return sock
