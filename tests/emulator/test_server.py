@@ -170,23 +170,34 @@ def test_oversized_head_is_a_431(iot_emulator: Emulator, iot_device: Device) -> 
     assert still_serving(iot_emulator, iot_device)
 
 
+BAD_REQUEST, INTERNAL_FAILURE = "BadRequestException", "InternalFailureException"
+
+
 @pytest.mark.parametrize(
-    ("head", "status"),
+    ("head", "status", "error_type"),
     [
-        pytest.param(b"NONSENSE\r\n\r\n", 400, id="bad-request-line"),
-        pytest.param(b"GET / HTTP/3\r\n\r\n", 400, id="bad-version"),
-        pytest.param(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501, id="chunked"),
-        pytest.param(b"GET / HTTP/1.1\r\nContent-Length: 999999\r\n\r\n", 413, id="huge-body"),
+        pytest.param(b"NONSENSE\r\n\r\n", 400, BAD_REQUEST, id="bad-request-line"),
+        pytest.param(b"GET / HTTP/3\r\n\r\n", 400, BAD_REQUEST, id="bad-version"),
+        pytest.param(
+            b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            501,
+            INTERNAL_FAILURE,
+            id="chunked",
+        ),
+        pytest.param(
+            b"GET / HTTP/1.1\r\nContent-Length: 999999\r\n\r\n", 413, BAD_REQUEST, id="huge-body"
+        ),
     ],
 )
 def test_malformed_requests_get_an_error_and_a_close(
-    iot_emulator: Emulator, iot_device: Device, head: bytes, status: int
+    iot_emulator: Emulator, iot_device: Device, head: bytes, status: int, error_type: str
 ) -> None:
     with raw_tls(iot_emulator, iot_device) as tls:
         tls.sendall(head)
         reply = read_all(tls)
     assert reply.startswith(f"HTTP/1.1 {status} ".encode())
     assert b"Connection: close" in reply
+    assert f"x-amzn-ErrorType: {error_type}\r\n".encode() in reply
     assert iot_emulator.stats().by_outcome == {"BAD_REQUEST": 1}
 
 
@@ -417,6 +428,7 @@ def test_a_failing_journal_still_answers_500_and_the_server_keeps_serving(
     answer = fetch(iot_emulator, iot_device)
     assert (answer.status, answer.json()) == (500, {"message": "Internal failure"})
     assert "x-amzn-requestid" in answer.headers
+    assert answer.headers["x-amzn-errortype"] == INTERNAL_FAILURE
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == [
         "Cannot record a request in the journal; answering 500 instead"

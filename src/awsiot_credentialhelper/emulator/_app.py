@@ -19,7 +19,7 @@ from typing import Any, Optional
 from cryptography import x509
 
 from ._decide import Decision, Outcome, decide
-from ._faults import Controls, Fault, FaultKind
+from ._faults import DEFAULT_ERROR_TYPES, Controls, Fault, FaultKind
 from ._http import Delivery, HttpRequest, HttpResponse, json_response
 from ._journal import Journal, RequestRecord
 from ._registry import MotoRegistry
@@ -119,7 +119,7 @@ class CredentialProviderApp:
     def reject(self, status: int, message: str) -> HttpResponse:
         """Answer a request the server could not read; the connection closes after."""
         request_id, received = _request_id(), self._clock()
-        response = self._error(status, message, "BadRequestException", request_id)
+        response = self._error(status, message, _error_type(status), request_id)
         draft = RequestRecord(
             request_id=request_id,
             received_at=received,
@@ -233,6 +233,15 @@ class CredentialProviderApp:
             delivery=delivery,
             close=True,
         )
+
+
+def _error_type(status: int) -> str:
+    """The ``x-amzn-ErrorType`` of an error answer that no service check decided.
+
+    The fault controls' type for 429/500/503, else one per status class (unverified, like them).
+    """
+    default = "InternalFailureException" if status >= 500 else "BadRequestException"
+    return DEFAULT_ERROR_TYPES.get(status, default)
 
 
 def _log_request(record: RequestRecord) -> None:

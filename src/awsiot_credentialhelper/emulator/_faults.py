@@ -14,7 +14,7 @@ import enum
 import threading
 from typing import Optional, Union
 
-__all__ = ["Controls", "Fault", "FaultKind"]
+__all__ = ["DEFAULT_ERROR_TYPES", "Controls", "Fault", "FaultKind"]
 
 
 class FaultKind(enum.Enum):
@@ -51,7 +51,8 @@ _DEFAULT_BODIES = {
     500: b'{"message": "Internal failure"}',
     503: b'{"message": "Service unavailable"}',
 }
-_DEFAULT_ERROR_TYPES = {
+#: The ``x-amzn-ErrorType`` for those statuses, AWS's usual names; also unverified.
+DEFAULT_ERROR_TYPES = {
     429: "ThrottlingException",
     500: "InternalFailureException",
     503: "ServiceUnavailableException",
@@ -142,7 +143,7 @@ class Controls:
         if isinstance(body, str):
             body = body.encode()
         if error_type is None:
-            error_type = _DEFAULT_ERROR_TYPES.get(status)
+            error_type = DEFAULT_ERROR_TYPES.get(status)
         self._queue(count, Fault(FaultKind.RESPOND, status, body, error_type))
 
     def garbage_next(self, count: int = 1, *, status: int = 200) -> None:
