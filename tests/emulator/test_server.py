@@ -24,6 +24,8 @@ import pytest
 
 from awsiot_credentialhelper.emulator import Device, Emulator
 from awsiot_credentialhelper.emulator import _server as server_module
+from awsiot_credentialhelper.emulator._app import CredentialProviderApp
+from awsiot_credentialhelper.emulator._http import HttpResponse
 from awsiot_credentialhelper.emulator._journal import Journal
 from awsiot_credentialhelper.emulator._server import TlsHttpServer
 
@@ -461,6 +463,60 @@ def test_accept_backs_off_while_out_of_descriptors_and_recovers(tmp_path: Path) 
     assert findings["stop"] < 0.25  # stop() cuts the wait short
     cannot = "WARNING Cannot accept connections (Too many open files); retrying with backoff"
     assert findings["log"] == [cannot, "INFO Accepting connections again", cannot]
+
+
+def test_a_handler_failure_still_gets_a_plain_500(
+    iot_emulator: Emulator,
+    iot_device: Device,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decided: list[HttpResponse] = []
+
+    def broken_journaling(_: CredentialProviderApp, response: HttpResponse, *__: object) -> None:
+        decided.append(response)
+        raise RuntimeError("simulated handler failure")
+
+    # handle() fails after its own try, once it has decided (and minted credentials).
+    monkeypatch.setattr(CredentialProviderApp, "_journaled", broken_journaling)
+    answer = fetch(iot_emulator, iot_device)
+    assert (answer.status, answer.json()) == (500, {"message": "Internal failure"})
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["connection"] == "close"
+    assert "x-amzn-requestid" not in answer.headers  # the server's own answer, not the handler's
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["The handler failed; answering a plain 500 instead"]
+    assert "simulated handler failure" in caplog.text
+    [response] = decided
+    secret = json.loads(response.body)["credentials"]["secretAccessKey"]
+    assert secret not in caplog.text
+    assert "secretAccessKey" not in caplog.text
+    monkeypatch.undo()
+    assert still_serving(iot_emulator, iot_device)
+
+
+def _broken_reject(*_: object) -> HttpResponse:
+    raise RuntimeError("simulated reject failure")
+
+
+def test_a_failing_reject_still_gets_a_plain_500(
+    iot_emulator: Emulator,
+    iot_device: Device,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(CredentialProviderApp, "reject", _broken_reject)
+    with raw_tls(iot_emulator, iot_device) as tls:
+        tls.sendall(b"NONSENSE\r\n\r\n")
+        reply = read_all(tls)
+    assert reply.startswith(b"HTTP/1.1 500 ")
+    assert b"Connection: close\r\n" in reply
+    assert reply.endswith(b'\r\n\r\n{"message":"Internal failure"}')
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["The handler failed; answering a plain 500 instead"]
+    assert "simulated reject failure" in caplog.text
+    monkeypatch.undo()
+    assert still_serving(iot_emulator, iot_device)
 
 
 def test_a_start_without_descriptors_fails_and_leaves_nothing_running(tmp_path: Path) -> None:

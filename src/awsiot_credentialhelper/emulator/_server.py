@@ -22,7 +22,15 @@ from typing import Optional, Protocol, TypeVar
 from cryptography import x509
 from OpenSSL import SSL
 
-from ._http import Delivery, HttpError, HttpRequest, HttpResponse, parse_head, render_head
+from ._http import (
+    Delivery,
+    HttpError,
+    HttpRequest,
+    HttpResponse,
+    json_response,
+    parse_head,
+    render_head,
+)
 
 __all__ = ["Handler", "TlsHttpServer"]
 
@@ -41,6 +49,8 @@ _ACCEPT_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.
 #: The acceptor's first wait after such an error; it doubles per failure up to the last.
 _ACCEPT_BACKOFF_FIRST = 0.01
 _ACCEPT_BACKOFF_LAST = 1.0
+#: The server's own answer when the handler fails: built once here, so nothing can fail.
+_INTERNAL_FAILURE = json_response(500, {"message": "Internal failure"}, close=True)
 
 
 class Handler(Protocol):
@@ -332,18 +342,32 @@ class TlsHttpServer:
         except _DeadlineError:
             if not buffer:
                 return False, True  # an idle kept-alive connection: close quietly
-            return False, self._send(connection, self._handler.reject(408, "Request too slow"))
+            reject = functools.partial(self._handler.reject, 408, "Request too slow")
+            return False, self._send(connection, self._ask(reject))
         except HttpError as exc:
-            return False, self._send(connection, self._handler.reject(exc.status, exc.message))
+            reject = functools.partial(self._handler.reject, exc.status, exc.message)
+            return False, self._send(connection, self._ask(reject))
         with self._processing:
             started = time.monotonic()
-            response = self._handler.handle(request, certificate)
+            response = self._ask(functools.partial(self._handler.handle, request, certificate))
         if request.method == "HEAD":  # a HEAD answer has no body; close to stay in sync
             response = dataclasses.replace(response, body=b"", close=True)
         if response.delay > 0:
             self._stopping.wait(response.delay)  # injected latency, cut short by stop()
         whole = self._send(connection, response, started)
         return whole and request.keep_alive and not response.close, whole
+
+    def _ask(self, call: Callable[[], HttpResponse]) -> HttpResponse:
+        """The handler's answer or, if it raises, a plain 500 that closes the connection.
+
+        Only the traceback is logged: whatever the handler had decided, credentials included,
+        is gone with it.
+        """
+        try:
+            return call()
+        except Exception:  # a bug in the handler: the client still gets an answer
+            _LOG.exception("The handler failed; answering a plain 500 instead")
+            return _INTERNAL_FAILURE
 
     def _send(
         self, connection: _Connection, response: HttpResponse, started: Optional[float] = None
@@ -362,9 +386,8 @@ class TlsHttpServer:
                 _LOG.exception("Cannot record a request in the journal; answering 500 instead")
                 # Not recorded either (the journal just failed); the decided answer, which
                 # may hold credentials, is dropped unlogged.
-                response = dataclasses.replace(
-                    self._handler.reject(500, "Internal failure"), on_ready=None
-                )
+                reject = functools.partial(self._handler.reject, 500, "Internal failure")
+                response = dataclasses.replace(self._ask(reject), on_ready=None)
         deadline = now + self._read_timeout
         whole = False
         try:
