@@ -19,6 +19,7 @@ import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -444,18 +445,27 @@ def test_a_failing_journal_still_answers_500_and_the_server_keeps_serving(
     assert iot_emulator.stats().by_outcome == {"SUCCESS": 1}
 
 
-def test_accept_backs_off_while_out_of_descriptors_and_recovers(tmp_path: Path) -> None:
-    # In a child process: the descriptor limit is process-wide, and pytest's must stay intact.
-    probe = Path(__file__).with_name("_accept_probe.py")
+def _descriptor_probe(scenario: str, directory: Path) -> dict[str, Any]:
+    """Run a scenario of _descriptor_probe.py in a child process and return its findings.
+
+    In a child: the descriptor limit is process-wide, and pytest's must stay intact.
+    """
+    probe = Path(__file__).with_name("_descriptor_probe.py")
     run = subprocess.run(
-        [sys.executable, "-I", str(probe), str(tmp_path)],
+        [sys.executable, "-I", str(probe), str(directory), scenario],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    findings = json.loads(run.stdout.splitlines()[-1])
+    assert "Traceback" not in run.stderr, run.stderr  # no thread died
+    findings: dict[str, Any] = json.loads(run.stdout.splitlines()[-1])
+    return findings
+
+
+def test_accept_backs_off_while_out_of_descriptors_and_recovers(tmp_path: Path) -> None:
+    findings = _descriptor_probe("accept", tmp_path)
     # A retry loop without a wait burns a whole core; generous for a loaded CI machine.
     assert findings["cpu"] < findings["window"] / 4, findings
     assert findings["before"] == findings["status"] == "HTTP/1.1 200 OK"
@@ -520,17 +530,7 @@ def test_a_failing_reject_still_gets_a_plain_500(
 
 
 def test_a_start_without_descriptors_fails_and_leaves_nothing_running(tmp_path: Path) -> None:
-    # In a child process: the descriptor limit is process-wide, and pytest's must stay intact.
-    probe = Path(__file__).with_name("_start_probe.py")
-    run = subprocess.run(
-        [sys.executable, "-I", str(probe), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    findings = json.loads(run.stdout.splitlines()[-1])
+    findings = _descriptor_probe("start", tmp_path)
     port = findings["port"]
     assert findings["error"] == (
         f"the credential endpoint cannot accept connections on 127.0.0.1:{port}: "
@@ -538,7 +538,6 @@ def test_a_start_without_descriptors_fails_and_leaves_nothing_running(tmp_path: 
     )
     assert findings["acceptors"] == 0
     assert not findings["listening"]  # stop() after the failed start closed the socket
-    assert "Traceback" not in run.stderr  # no thread died
 
 
 def test_a_failed_server_start_leaves_nothing_listening(

@@ -1,9 +1,14 @@
-"""Run by test_server.py in a child process: a TlsHttpServer whose accept() runs out of files.
+"""Run by test_server.py in a child process: a TlsHttpServer that runs out of file descriptors.
 
-The descriptor limit is lowered here, not in pytest's process. Two episodes: in the first, the
-process's CPU time is measured while the acceptor cannot accept, then descriptors are freed and
-the waiting client is answered; in the second, the server is stopped while it still cannot
-accept. The findings go to stdout as one JSON line.
+The descriptor limit is lowered here, not in pytest's process. Two scenarios, by argument:
+
+- ``accept``: two episodes. In the first, the process's CPU time is measured while the acceptor
+  cannot accept, then descriptors are freed and the waiting client is answered; in the second,
+  the server is stopped while it still cannot accept.
+- ``start``: start() with no descriptor left must fail with an OSError naming the address,
+  leave no acceptor thread behind, and stop() must still close the listening socket.
+
+The findings go to stdout as one JSON line.
 """
 
 from __future__ import annotations
@@ -87,12 +92,25 @@ def _wait_for_connection_threads_to_end() -> None:
         time.sleep(0.005)
 
 
-def main() -> None:
+def _limit_descriptors() -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (DESCRIPTOR_LIMIT, hard))
+
+
+def _listening(address: tuple[str, int]) -> bool:
+    try:
+        socket.create_connection(address, 1.0).close()
+    except ConnectionRefusedError:
+        return False
+    return True
+
+
+def accept_scenario(directory: Path) -> dict[str, object]:
     log = _Messages()
     logger = logging.getLogger("awsiot_credentialhelper.emulator.server")
     logger.addHandler(log)
     logger.setLevel(logging.INFO)
-    pki = create_server_pki(Path(sys.argv[1]))
+    pki = create_server_pki(directory)
     context = ssl.create_default_context(cafile=str(pki.ca_file))
     # The server takes any client certificate (its handler decides); its own will do.
     context.load_cert_chain(str(pki.certificate_file), str(pki.private_key_file))
@@ -108,8 +126,7 @@ def main() -> None:
         _wait_for_connection_threads_to_end()  # their files are closed then
         first, second = socket.socket(), socket.socket()
         first.settimeout(5.0)
-        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        resource.setrlimit(resource.RLIMIT_NOFILE, (DESCRIPTOR_LIMIT, hard))
+        _limit_descriptors()
         # Episode 1. The kernel completes the connection; accepting it needs a descriptor.
         with _no_descriptors_left():
             first.connect(server.address)
@@ -132,8 +149,28 @@ def main() -> None:
         if not stopped:
             server.stop()
     findings["log"] = log.messages
-    print(json.dumps(findings))  # the parent test reads it
+    return findings
+
+
+def start_scenario(directory: Path) -> dict[str, object]:
+    pki = create_server_pki(directory)
+    server = TlsHttpServer(
+        host="127.0.0.1", port=0, context=server_context(pki), handler=_Answer200()
+    )
+    address = server.address
+    findings: dict[str, object] = {"port": address[1], "error": None}
+    _limit_descriptors()
+    with _no_descriptors_left():
+        try:
+            server.start()
+        except OSError as exc:
+            findings["error"] = str(exc)
+    findings["acceptors"] = sum(t.name == "iot-emulator-accept" for t in threading.enumerate())
+    server.stop()
+    findings["listening"] = _listening(address)
+    return findings
 
 
 if __name__ == "__main__":
-    main()
+    scenario = {"accept": accept_scenario, "start": start_scenario}[sys.argv[2]]
+    print(json.dumps(scenario(Path(sys.argv[1]))))  # the parent test reads it
