@@ -7,6 +7,16 @@ from typing import Any, NoReturn, Optional
 
 __all__ = ["Credentials", "format_expiration", "parse_expiration"]
 
+#: Credentials' fields in the order its constructor takes them (``__slots__`` is sorted).
+_FIELDS = (
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "expiration",
+    "issued_at",
+    "clock_skew",
+)
+
 
 class Credentials:
     """Temporary AWS credentials from the IoT Credential Provider: immutable, compared by value.
@@ -63,18 +73,12 @@ class Credentials:
         raise AttributeError(f"Credentials are immutable: cannot delete {name!r}.")
 
     def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        """The fields in ``__init__``'s order."""
+        return tuple(getattr(self, name) for name in _FIELDS)
 
     def __reduce__(self) -> tuple[type[Credentials], tuple[object, ...]]:
         # copy and pickle rebuild through __init__, since __setattr__ refuses.
-        return Credentials, (
-            self.access_key_id,
-            self.secret_access_key,
-            self.session_token,
-            self.expiration,
-            self.issued_at,
-            self.clock_skew,
-        )
+        return Credentials, self._values()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Credentials):

@@ -115,9 +115,10 @@ def _time(tag: int, value: bytes) -> datetime:
         or len(digits) != (12 if tag == _UTC_TIME else 14)
     ):
         raise ValueError("time")
-    if tag == _UTC_TIME:
-        year = int(digits[:2])
-        digits = str(year + (1900 if year >= 50 else 2000)).encode() + digits[2:]
-    numbers = [int(digits[:4])] + [int(digits[i : i + 2]) for i in range(4, 14, 2)]
-    year, month, day, hour, minute, second = numbers
+    if tag == _UTC_TIME:  # two-digit years: 50-99 are 19xx, 00-49 are 20xx
+        year, rest = int(digits[:2]), digits[2:]
+        year += 1900 if year >= 50 else 2000
+    else:
+        year, rest = int(digits[:4]), digits[4:]
+    month, day, hour, minute, second = (int(rest[i : i + 2]) for i in range(0, 10, 2))
     return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
