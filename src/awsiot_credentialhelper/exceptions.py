@@ -32,7 +32,8 @@ The tree::
     │   ├── ThrottledError                 429 (retryable)
     │   ├── ServiceUnavailableError        5xx (retryable)
     │   └── UnexpectedResponseError        any other status, or a body we cannot read
-    └── ExpiredCredentialsError            credentials were already expired when they arrived
+    └── ImplausibleCredentialsError        the answer's times cannot be right (retryable)
+        └── ExpiredCredentialsError        credentials were already expired when they arrived
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = [
     "CredentialHelperError",
     "EncryptedKeyError",
     "ExpiredCredentialsError",
+    "ImplausibleCredentialsError",
     "InvalidEndpointError",
     "InvalidPemError",
     "InvalidThingNameError",
@@ -290,5 +292,16 @@ class UnexpectedResponseError(ProviderError):
     )
 
 
-class ExpiredCredentialsError(CredentialHelperError):
+class ImplausibleCredentialsError(CredentialHelperError):
+    """The answer's times cannot be right: a lifetime beyond the service's 12-hour maximum by
+    the server's own clock, or an expiration not after the answer's ``Date``.
+
+    Credentials like these would be held (and served) long past their real expiry, so they are
+    refused; a later answer may be sane, hence retryable.
+    """
+
+    retryable = True
+
+
+class ExpiredCredentialsError(ImplausibleCredentialsError):
     """Freshly fetched credentials were already expired by the server's own clock."""
