@@ -14,11 +14,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple, Optional
 
 from ._credentials import Credentials, parse_expiration
+from ._lifetime import LIFETIME_SLACK_SECONDS, MAX_LIFETIME_SECONDS
 from .exceptions import (
     AccessDeniedError,
     CertificateRejectedError,
     CredentialDurationError,
     ExpiredCredentialsError,
+    ImplausibleCredentialsError,
     InvalidThingNameError,
     ProviderError,
     RoleAliasNotFoundError,
@@ -120,11 +122,14 @@ def parse_response(
     Raises:
         ProviderError: a subclass per documented refusal, throttling and 5xx, and
             :class:`UnexpectedResponseError` for anything else (never a JSON or key error).
+        ImplausibleCredentialsError: by the server's own ``Date``, the credentials live longer
+            than the service ever issues them for.
         ExpiredCredentialsError: the credentials were already expired by the server's clock.
     """
     if response.status != 200:
         raise refusal(response, endpoint=endpoint, role_alias=role_alias, thing_name=thing_name)
-    server_now = _server_time(response.headers) or local_now
+    dated = _server_time(response.headers)
+    server_now = dated or local_now
     skew = server_now - local_now
     if abs(skew) < CLOCK_SKEW_TOLERANCE:
         skew = timedelta(0)
@@ -140,12 +145,9 @@ def parse_response(
     expiration = parse_expiration(fields["expiration"])
     if expiration is None:
         raise _unexpected(response, endpoint, role_alias, "its 'expiration' is not ISO 8601")
-    if expiration <= server_now:
-        raise ExpiredCredentialsError(
-            f"{endpoint} issued credentials for {role_alias!r} that expired at "
-            f"{expiration:%Y-%m-%dT%H:%M:%SZ}, before the server's own time "
-            f"{server_now:%Y-%m-%dT%H:%M:%SZ}; the service's clock or a proxy is broken."
-        )
+    expiration = _plausible_expiration(
+        expiration, server_now, dated=dated is not None, endpoint=endpoint, role_alias=role_alias
+    )
     return Credentials(
         access_key_id=fields["accessKeyId"],
         secret_access_key=fields["secretAccessKey"],
@@ -154,6 +156,49 @@ def parse_response(
         issued_at=server_now,
         clock_skew=skew,
     )
+
+
+def _plausible_expiration(
+    expiration: datetime, server_now: datetime, *, dated: bool, endpoint: str, role_alias: str
+) -> datetime:
+    """``expiration`` if the answer's times can be right, else a typed refusal.
+
+    With a ``Date`` header the lifetime is measured by the server's own clock, so an answer
+    claiming more than the service's maximum is refused. Without one, only this device's clock
+    is left to measure with, and it may be decades off (boards without a real-time clock): the
+    credentials are then held for at most the service's maximum from now.
+    """
+    said = f"{endpoint} issued credentials for {role_alias!r} that expire at {_iso(expiration)}"
+    if expiration <= server_now:
+        judge = "the server's own time" if dated else "this device's time (no Date header)"
+        raise ExpiredCredentialsError(
+            f"{said}, before {judge} {_iso(server_now)}; the service's clock or a proxy is broken."
+        )
+    longest = timedelta(seconds=MAX_LIFETIME_SECONDS)
+    if expiration - server_now <= longest + timedelta(seconds=LIFETIME_SLACK_SECONDS):
+        return expiration
+    if dated:
+        raise ImplausibleCredentialsError(
+            f"{said}, {_humanize(expiration - server_now)} after the answer's own Date "
+            f"{_iso(server_now)}; the service never issues credentials for more than 12 hours, "
+            "so the server's clock or a proxy is broken. Refused; a later answer may be sane."
+        )
+    logger.warning(
+        "%s, %s from now by this device's clock, and the answer has no Date header to check "
+        "that against; holding them for at most 12 hours.",
+        said,
+        _humanize(expiration - server_now),
+    )
+    return server_now + longest
+
+
+def _iso(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _humanize(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours / 24 / 365.25:.0f} years" if hours > 24 * 365 else f"{hours:.1f} hours"
 
 
 def refusal(

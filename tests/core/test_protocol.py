@@ -210,3 +210,56 @@ def test_request_carries_host_and_optional_thing_header() -> None:
     assert ("x-amzn-iot-thingname", "t") in request.headers
     without = build_request(host_header="h", role_alias="a", thing_name=None, user_agent="ua")
     assert all(name != "x-amzn-iot-thingname" for name, _ in without.headers)
+
+
+def _dated(expiration: datetime, date: datetime) -> Response:
+    return _ok(
+        expiration=expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        date=format_datetime(date, usegmt=True),
+    )
+
+
+@pytest.mark.parametrize(
+    ("expiration", "date"),
+    [
+        pytest.param(datetime(9999, 12, 31, tzinfo=timezone.utc), NOW, id="year-9999"),
+        pytest.param(
+            NOW + timedelta(hours=1),
+            datetime(1970, 1, 1, tzinfo=timezone.utc),
+            id="date-1970-expiring-in-an-hour",
+        ),
+        pytest.param(NOW + timedelta(hours=12, minutes=6), NOW, id="just-over-12-hours"),
+    ],
+)
+def test_a_lifetime_beyond_the_services_maximum_by_its_own_date_is_refused(
+    expiration: datetime, date: datetime
+) -> None:
+    with pytest.raises(errors.ImplausibleCredentialsError, match="more than 12 hours") as caught:
+        parse_response(_dated(expiration, date), local_now=NOW, endpoint="ep", role_alias="a")
+    assert caught.value.retryable  # a later answer may be sane
+
+
+def test_twelve_hours_by_the_servers_date_are_accepted() -> None:
+    expiration = NOW + timedelta(hours=12)
+    credentials = parse_response(
+        _dated(expiration, NOW), local_now=NOW, endpoint="ep", role_alias="a"
+    )
+    assert credentials.expiration == expiration
+    assert credentials.lifetime == timedelta(hours=12)
+
+
+def test_without_a_date_credentials_are_held_for_at_most_twelve_hours(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    response = _ok(expiration="9999-12-31T00:00:00Z")
+    credentials = parse_response(response, local_now=NOW, endpoint="ep", role_alias="a")
+    assert credentials.expiration == NOW + timedelta(hours=12)
+    assert credentials.lifetime == timedelta(hours=12)
+    assert "no Date header" in caplog.text
+
+
+def test_expired_without_a_date_names_the_devices_clock() -> None:
+    response = _ok(expiration=(NOW - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    with pytest.raises(errors.ExpiredCredentialsError, match="this device's time") as caught:
+        parse_response(response, local_now=NOW, endpoint="ep", role_alias="a")
+    assert caught.value.retryable
