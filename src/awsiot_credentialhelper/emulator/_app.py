@@ -19,7 +19,7 @@ from typing import Any, Optional
 from cryptography import x509
 
 from ._decide import Decision, Outcome, decide
-from ._faults import DEFAULT_ERROR_TYPES, Controls, Fault, FaultKind
+from ._faults import DEFAULT_ERROR_TYPES, THROTTLED, Controls, Fault, FaultKind
 from ._http import Delivery, HttpRequest, HttpResponse, json_response
 from ._journal import Journal, RequestRecord
 from ._registry import MotoRegistry
@@ -30,6 +30,8 @@ _LOG = logging.getLogger("awsiot_credentialhelper.emulator.app")
 THING_NAME_HEADER = "x-amzn-iot-thingname"
 #: The journal's outcome for a request the emulator failed to handle (answered 500).
 INTERNAL_FAILURE = "INTERNAL_FAILURE"
+#: The journal's outcome for a request beyond ``Controls.max_requests_per_second`` (429).
+THROTTLED_OUTCOME = "THROTTLED"
 _CREDENTIALS_PATH = re.compile(r"^/role-aliases/(?P<alias>[^/]+)/credentials$")
 #: A truncated answer looks like the start of a real one, with placeholder values only.
 _TRUNCATED_BODY = (
@@ -162,6 +164,11 @@ class CredentialProviderApp:
             response = self._error(405, "Method Not Allowed", "MethodNotAllowed", request_id)
             return _add_header(response, ("Allow", "GET")), "METHOD_NOT_ALLOWED", None
         latency = self._controls.latency
+        # The rate limit comes first, like a quota at the service's front door: a throttled
+        # request costs one token check, leaves queued faults for the next one, mints nothing.
+        if not self._controls.admit():
+            response = self._fault_response(THROTTLED, request_id)
+            return _replace(response, delay=latency), THROTTLED_OUTCOME, None
         fault = self._controls.take_fault()
         if fault is not None:
             response = self._fault_response(fault, request_id)
@@ -173,6 +180,7 @@ class CredentialProviderApp:
             alias,
             now=received,
             require_thing_name=self._require_thing_name,
+            lifetime=self._controls.credential_lifetime,
         )
         response = self._decision_response(decision, request_id)
         return _replace(response, delay=latency), decision.outcome.name, decision.certificate_id

@@ -88,6 +88,7 @@ def decide(  # noqa: PLR0911 - one return per row of the decision table
     *,
     now: datetime.datetime,
     require_thing_name: bool = False,
+    lifetime: Optional[int] = None,
 ) -> Decision:
     """Run the service's checks in order and mint credentials if all pass.
 
@@ -99,6 +100,9 @@ def decide(  # noqa: PLR0911 - one return per row of the decision table
         now: The server's true time, for the certificate validity check.
         require_thing_name: Refuse requests without the thing header (the AWS docs say the
             header is optional; this switch models the stricter behaviour some report).
+        lifetime: A test aid: mint credentials for this many seconds instead of the alias's
+            ``credentialDurationSeconds``. The alias's own duration is still checked against
+            the role's maximum, as the service checks the configuration it has.
     """
     der = certificate.public_bytes(serialization.Encoding.DER)
     record = registry.find_certificate(der)
@@ -129,5 +133,6 @@ def decide(  # noqa: PLR0911 - one return per row of the decision table
     if alias.credential_duration_seconds > role.max_session_duration:
         return Decision(Outcome.DURATION_EXCEEDS_MAX, cert_id)
 
-    credentials = registry.assume_role(role.arn, cert_id, alias.credential_duration_seconds)
-    return Decision(Outcome.SUCCESS, cert_id, credentials, alias.credential_duration_seconds)
+    duration = alias.credential_duration_seconds if lifetime is None else lifetime
+    credentials = registry.assume_role(role.arn, cert_id, duration)
+    return Decision(Outcome.SUCCESS, cert_id, credentials, duration)

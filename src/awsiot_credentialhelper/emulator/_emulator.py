@@ -80,7 +80,7 @@ class Emulator:
         self.region = region
         self.account_id = DEFAULT_ACCOUNT_ID
         self.host = host
-        #: Faults, latency and clock skew for the next requests.
+        #: Faults, latency, clock skew, rate limit and credential lifetime for the next requests.
         self.controls = Controls()
         self._journal = Journal()
         self._port = port
@@ -270,6 +270,7 @@ class Emulator:
         return self._journal.records()
 
     def reset(self) -> None:
-        """Clear faults, latency, clock skew, counters and the request log (not moto's state)."""
+        """Clear every control (faults, latency, skew, rate limit, lifetime), the counters and
+        the request log; moto's state stays."""
         self.controls.reset()
         self._journal.clear()

@@ -1,8 +1,9 @@
-"""Test controls: make the emulator slow, wrong, rude or out of time, on purpose.
+"""Test controls: make the emulator slow, wrong, rude, throttled or out of time, on purpose.
 
 Tests change these from their own thread while server threads read them, so every access
-goes through one lock. Faults are queued: each request takes the next fault, if any, before
-the service logic runs, so a faulted request never mints credentials.
+goes through one lock. Each credential request first passes the rate limit, if one is set,
+then takes the next queued fault, if any, before the service logic runs, so neither a
+throttled nor a faulted request ever mints credentials.
 """
 
 from __future__ import annotations
@@ -12,9 +13,21 @@ import dataclasses
 import datetime
 import enum
 import threading
-from typing import Optional, Union
+import time
+from typing import Callable, Optional, Union
 
-__all__ = ["DEFAULT_ERROR_TYPES", "Controls", "Fault", "FaultKind"]
+from ._throttle import TokenBucket, check_rate
+
+__all__ = [
+    "DEFAULT_ERROR_TYPES",
+    "MAX_CREDENTIAL_LIFETIME",
+    "MIN_CREDENTIAL_LIFETIME",
+    "THROTTLED",
+    "Controls",
+    "Fault",
+    "FaultKind",
+    "check_credential_lifetime",
+]
 
 
 class FaultKind(enum.Enum):
@@ -59,6 +72,34 @@ DEFAULT_ERROR_TYPES = {
 }
 #: Far beyond any believable skew; catches seconds passed where a timedelta was meant.
 _MAX_SKEW = datetime.timedelta(days=3650)
+#: The answer beyond ``max_requests_per_second``: the same 429 as ``fail_next(status=429)``.
+THROTTLED = Fault(FaultKind.RESPOND, 429, _DEFAULT_BODIES[429], DEFAULT_ERROR_TYPES[429])
+#: ``credential_lifetime`` bounds. The real service allows 900-43200 s; the test aid goes
+#: down to 1 s so that tests of refresh across expiry run in seconds or minutes.
+MIN_CREDENTIAL_LIFETIME = 1
+MAX_CREDENTIAL_LIFETIME = 43200
+
+
+def check_credential_lifetime(seconds: Optional[int]) -> Optional[int]:
+    """Return ``seconds`` if it is a valid ``credential_lifetime`` (None included).
+
+    Raises:
+        TypeError: ``seconds`` is not an int (the answer's expiration has whole seconds).
+        ValueError: ``seconds`` is outside 1-43200.
+    """
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise TypeError(
+            f"credential_lifetime must be whole seconds or None, not {type(seconds).__name__}"
+        )
+    if not MIN_CREDENTIAL_LIFETIME <= seconds <= MAX_CREDENTIAL_LIFETIME:
+        raise ValueError(
+            f"credential_lifetime must be from {MIN_CREDENTIAL_LIFETIME} to "
+            f"{MAX_CREDENTIAL_LIFETIME} seconds (or None for the role alias's duration), "
+            f"not {seconds!r}"
+        )
+    return seconds
 
 
 class Controls:
@@ -69,13 +110,21 @@ class Controls:
         emu.controls.fail_next(2, status=503)     # two 503s, then normal service
         emu.controls.latency = 0.2                 # every answer waits 200 ms
         emu.controls.clock_skew = datetime.timedelta(minutes=-10)
+        emu.controls.max_requests_per_second = 50  # beyond that, 429 ThrottlingException
+        emu.controls.credential_lifetime = 60      # a test aid: credentials live 60 s
+
+    Args:
+        clock: Monotonic seconds for the rate limit; tests inject one to move time by hand.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self._faults: collections.deque[Fault] = collections.deque()
         self._latency = 0.0
         self._clock_skew = datetime.timedelta(0)
+        self._bucket: Optional[TokenBucket] = None
+        self._credential_lifetime: Optional[int] = None
 
     # --- latency and clock ------------------------------------------------------------------
 
@@ -111,6 +160,43 @@ class Controls:
             raise ValueError(f"clock_skew {skew} is beyond ten years")
         with self._lock:
             self._clock_skew = skew
+
+    # --- throttling and credential lifetime -------------------------------------------------
+
+    @property
+    def max_requests_per_second(self) -> Optional[float]:
+        """Credential requests per second beyond which the answer is 429 (None: no limit).
+
+        A token bucket (see ``_throttle.py``) of ``max(N, 1)`` tokens refilled at N per
+        second, shared by every device, like the per-account "AssumeRoleWithCertificate API
+        TPS" quota. Setting it (again) starts with a full bucket.
+        """
+        with self._lock:
+            return self._bucket.rate if self._bucket is not None else None
+
+    @max_requests_per_second.setter
+    def max_requests_per_second(self, rate: Optional[float]) -> None:
+        checked = check_rate(rate)
+        with self._lock:
+            self._bucket = None if checked is None else TokenBucket(checked, self._clock)
+
+    def admit(self) -> bool:
+        """Whether the rate limit lets one more credential request in (called once per request)."""
+        with self._lock:
+            return self._bucket is None or self._bucket.admit()
+
+    @property
+    def credential_lifetime(self) -> Optional[int]:
+        """A test aid: seconds the credentials live, whatever the role alias says (None: its
+        ``credentialDurationSeconds``). 1-43200, where the real service allows 900-43200."""
+        with self._lock:
+            return self._credential_lifetime
+
+    @credential_lifetime.setter
+    def credential_lifetime(self, seconds: Optional[int]) -> None:
+        checked = check_credential_lifetime(seconds)
+        with self._lock:
+            self._credential_lifetime = checked
 
     # --- queued faults ----------------------------------------------------------------------
 
@@ -172,8 +258,10 @@ class Controls:
             return self._faults.popleft() if self._faults else None
 
     def reset(self) -> None:
-        """Back to normal service: no faults, no latency, no skew."""
+        """Back to normal service: no faults, latency, skew, rate limit or lifetime override."""
         with self._lock:
             self._faults.clear()
             self._latency = 0.0
             self._clock_skew = datetime.timedelta(0)
+            self._bucket = None
+            self._credential_lifetime = None

@@ -32,7 +32,8 @@ class RequestRecord:
         certificate_id: The client certificate's id, if the registry knew it.
         status: The HTTP status sent (or announced, for truncated answers); 0 if none was.
         outcome: A short label: an ``Outcome`` name (``SUCCESS``, ``ACCESS_DENIED`` ...),
-            ``FAULT_RESPOND``/``FAULT_TRUNCATE``/``FAULT_DISCONNECT``, ``NOT_FOUND``,
+            ``FAULT_RESPOND``/``FAULT_TRUNCATE``/``FAULT_DISCONNECT``, ``THROTTLED`` (beyond
+            ``Controls.max_requests_per_second``, answered 429), ``NOT_FOUND``,
             ``METHOD_NOT_ALLOWED``, ``BAD_REQUEST`` or ``INTERNAL_FAILURE`` (an error
             inside the emulator or moto, answered 500 and logged with its traceback).
         handling_seconds: Time from the complete request head to the answer being ready to

@@ -252,7 +252,14 @@ class MotoRegistry:
     def assume_role(
         self, role_arn: str, session_name: str, duration_seconds: int
     ) -> IssuedCredentials:
-        """Mint credentials with moto's STS, as ``credentials.iot.amazonaws.com`` would."""
+        """Mint credentials with moto's STS, as ``credentials.iot.amazonaws.com`` would.
+
+        moto's in-process backend takes any ``duration_seconds``: the 900 s minimum of the
+        real AssumeRole is enforced by botocore's parameter checks and AWS, neither of which
+        is on this path. So the short lifetimes of ``Controls.credential_lifetime`` mint STS
+        credentials whose own expiry matches the answer's ``expiration`` (a contract test
+        fails if a moto release starts refusing or stretching them).
+        """
         assumed = self._sts.assume_role(
             region_name=self.region,
             role_session_name=session_name,
