@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import signal
 import subprocess
@@ -82,6 +83,73 @@ def test_cli_serves_until_signalled(tmp_path: Path, stop_signal: signal.Signals)
     assert "Emulator stopped." in stderr
     assert not (tmp_path / "emulator.json").exists()
     assert "PRIVATE KEY" not in stderr
+
+
+#: The console script users run (next to this interpreter in the virtualenv).
+SCRIPT = str(Path(sys.executable).with_name("awsiot-credentialhelper"))
+
+
+def test_cli_flags_throttle_and_shorten_credentials(tmp_path: Path) -> None:
+    # 0.01 requests/s: one token, the next one 100 s later, so timing cannot change the counts.
+    command = [SCRIPT, "emulator", "--dir", str(tmp_path)]
+    command += ["--max-rps", "0.01", "--credential-lifetime", "60"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        document = wait_for_state(process, tmp_path / "emulator.json")
+        (device,) = document["devices"]
+        before = datetime.datetime.now(datetime.timezone.utc)
+        status, body = mtls_get(document, device)
+        after = datetime.datetime.now(datetime.timezone.utc)
+        assert status == 200
+        expiration = datetime.datetime.strptime(
+            body["credentials"]["expiration"], "%Y-%m-%dT%H:%M:%SZ"
+        ).replace(tzinfo=datetime.timezone.utc)
+        minute = datetime.timedelta(seconds=60)
+        assert before.replace(microsecond=0) + minute <= expiration <= after + minute
+        assert mtls_get(document, device) == (429, {"message": "Rate exceeded"})
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "throttling        429 beyond 0.01 requests/s" in stderr
+    assert "credentials live  60 s" in stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "complaint"),
+    [
+        pytest.param(["--max-rps", "0"], "argument --max-rps: must be a positive", id="rps-0"),
+        pytest.param(["--max-rps", "-5"], "argument --max-rps: must be a positive", id="rps<0"),
+        pytest.param(["--max-rps", "nan"], "argument --max-rps: must be a positive", id="rps-nan"),
+        pytest.param(
+            ["--max-rps", "lots"], "argument --max-rps: must be a positive", id="rps-text"
+        ),
+        pytest.param(
+            ["--credential-lifetime", "0"], "--credential-lifetime: must be whole", id="life-0"
+        ),
+        pytest.param(
+            ["--credential-lifetime", "1.5"], "--credential-lifetime: must be whole", id="life-1.5"
+        ),
+        pytest.param(
+            ["--credential-lifetime", "43201"],
+            "--credential-lifetime: must be whole",
+            id="life>12h",
+        ),
+    ],
+)
+def test_cli_refuses_bad_control_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], complaint: str
+) -> None:
+    from awsiot_credentialhelper.emulator._cli import main  # noqa: PLC0415
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--dir", str(tmp_path), *flags])
+    assert exited.value.code == 2
+    assert complaint in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # refused before anything started
 
 
 def test_cli_refuses_duplicate_devices(tmp_path: Path) -> None:

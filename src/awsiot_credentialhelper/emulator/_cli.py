@@ -18,12 +18,38 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+from ._faults import Controls, check_credential_lifetime
 from ._files import write_private_file
+from ._throttle import check_rate
 
 __all__ = ["STATE_FILE_NAME", "build_parser", "main", "state_document"]
 
 STATE_FILE_NAME = "emulator.json"
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _max_rps(text: str) -> float:
+    """``--max-rps``: a positive number, checked by the same rule as the Python control."""
+    try:
+        rate = check_rate(float(text))
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of requests per second, not {text!r}"
+        ) from None
+    assert rate is not None  # noqa: S101 - a float is never None
+    return rate
+
+
+def _lifetime(text: str) -> int:
+    """``--credential-lifetime``: whole seconds, checked by the same rule as the control."""
+    try:
+        seconds = check_credential_lifetime(int(text))
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"must be whole seconds from 1 to 43200, not {text!r}"
+        ) from None
+    assert seconds is not None  # noqa: S101 - an int is never None
+    return seconds
 
 
 def build_parser(prog: str = "awsiot-credentialhelper emulator") -> argparse.ArgumentParser:
@@ -66,6 +92,20 @@ def build_parser(prog: str = "awsiot-credentialhelper emulator") -> argparse.Arg
         "--require-thing-name",
         action="store_true",
         help="answer 403 when the x-amzn-iot-thingname header is missing",
+    )
+    parser.add_argument(
+        "--max-rps",
+        type=_max_rps,
+        metavar="N",
+        help="answer 429 ThrottlingException beyond N credential requests per second "
+        "(a token bucket of N; default: no limit)",
+    )
+    parser.add_argument(
+        "--credential-lifetime",
+        type=_lifetime,
+        metavar="SECONDS",
+        help="test aid: issue credentials that live SECONDS (1-43200) whatever the role "
+        "alias says (the real service allows 900-43200)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request on stderr")
     return parser
@@ -115,13 +155,28 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _summary(document: dict[str, Any], state_file: Path) -> str:
+def _control_lines(controls: Controls) -> list[str]:
+    """Summary lines for the controls set from flags, so nobody mistakes a 429 for a bug."""
+    lines = []
+    if controls.max_requests_per_second is not None:
+        lines.append(
+            f"  throttling        429 beyond {controls.max_requests_per_second:g} requests/s"
+        )
+    if controls.credential_lifetime is not None:
+        lines.append(
+            f"  credentials live  {controls.credential_lifetime} s (test aid; role aliases ignored)"
+        )
+    return lines
+
+
+def _summary(document: dict[str, Any], state_file: Path, controls: Controls) -> str:
     lines = [
         "IoT Credential Provider emulator is running.",
         f"  endpoint          {document['endpoint']}",
         f"  CA file           {document['ca_file']}",
         f"  AWS APIs (moto)   {document['aws_endpoint_url']}",
         f"  region            {document['region']}",
+        *_control_lines(controls),
     ]
     for device in document["devices"]:
         lines += [
@@ -190,10 +245,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                 moto_port=args.moto_port,
                 require_thing_name=args.require_thing_name,
             ) as emulator:
+                emulator.controls.max_requests_per_second = args.max_rps
+                emulator.controls.credential_lifetime = args.credential_lifetime
                 devices = [emulator.provision_device(name) for name in names]
                 document = state_document(emulator, devices)
                 _write_json(state_file, document)
-                print(_summary(document, state_file), file=sys.stderr, flush=True)
+                print(
+                    _summary(document, state_file, emulator.controls), file=sys.stderr, flush=True
+                )
                 try:
                     while not stop.wait(0.5):
                         pass
