@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from awsiot_credentialhelper import IotCredentialProvider
@@ -10,7 +12,10 @@ from awsiot_credentialhelper.exceptions import (
     AccessDeniedError,
     CertificateRejectedError,
     RoleAliasNotFoundError,
+    ThrottledError,
 )
+
+from ._client import fetch
 
 
 def provider_for(device: Device, **overrides: object) -> IotCredentialProvider:
@@ -64,3 +69,33 @@ def test_client_sees_a_missing_alias(iot_emulator: Emulator, iot_device: Device)
     iot_emulator.client("iot").delete_role_alias(roleAlias=iot_device.role_alias)
     with provider_for(iot_device) as provider, pytest.raises(RoleAliasNotFoundError):
         provider.fetch()
+
+
+def test_client_sees_throttling_as_throttled_error(
+    iot_emulator: Emulator, iot_device: Device
+) -> None:
+    # One token, the next 100 s later: the second request is throttled whatever the timing.
+    iot_emulator.controls.max_requests_per_second = 0.01
+    assert fetch(iot_emulator, iot_device).status == 200
+    provider = provider_for(iot_device, max_attempts=1)  # a 429 is not retried
+    with provider, pytest.raises(ThrottledError) as caught:
+        provider.fetch()
+    error = caught.value
+    assert (error.status_code, error.message) == (429, "Rate exceeded")
+    assert error.error_type == "ThrottlingException"
+    assert error.retryable
+    assert iot_emulator.stats().by_outcome == {"SUCCESS": 1, "THROTTLED": 1}
+    assert error.request_id == iot_emulator.requests()[-1].request_id
+
+
+def test_client_sees_a_short_credential_lifetime(
+    iot_emulator: Emulator, iot_device: Device
+) -> None:
+    iot_emulator.controls.credential_lifetime = 150
+    before = datetime.datetime.now(datetime.timezone.utc)
+    with provider_for(iot_device) as provider:
+        credentials = provider.fetch()
+    after = datetime.datetime.now(datetime.timezone.utc)
+    span = datetime.timedelta(seconds=150)
+    assert before.replace(microsecond=0) + span <= credentials.expiration <= after + span
+    assert credentials.lifetime <= span  # issued_at: the Date header, taken after the expiration
