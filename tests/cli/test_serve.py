@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pytest
 from botocore.credentials import (
@@ -34,7 +34,12 @@ from awsiot_credentialhelper.cli._serve import (
 from awsiot_credentialhelper.exceptions import ServiceUnavailableError
 from tests.servers import Reply, TlsServer, error_body
 
-from .conftest import Cli, stop
+from .conftest import RUN_TIMEOUT, Cli, stop
+
+if TYPE_CHECKING:
+    from awsiot_credentialhelper.emulator import Device, Emulator
+
+AWS = str(Path(sys.executable).with_name("aws"))
 
 _SECRETS = ("test-secret-access-key", "test-session-token")
 
@@ -235,8 +240,9 @@ def test_http_framing_pipelining_head_and_oversized_heads(
     url = exports["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
     token = Path(exports["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text()
     _wait_until_serving(url.rsplit("/", 1)[0], token=token)
-    get = f"GET /credentials HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n".encode()
-    head = b"HEAD /credentials HTTP/1.1\r\nHost: x\r\n\r\n"
+    host = url.split("//", 1)[1].split("/", 1)[0]
+    get = f"GET /credentials HTTP/1.1\r\nHost: {host}\r\nAuthorization: {token}\r\n".encode()
+    head = f"HEAD /credentials HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     # Three requests in one write, the last closing: three answers, in order, one connection.
     replies = _raw_exchange(url, get + b"\r\n" + head + get + b"Connection: close\r\n\r\n")
     heads = replies.split(b"HTTP/1.1 ")[1:]
@@ -246,6 +252,9 @@ def test_http_framing_pipelining_head_and_oversized_heads(
     # A request head beyond the limit: 431, then the connection is closed.
     huge = b"GET /credentials HTTP/1.1\r\nX-Filler: " + b"a" * 20000 + b"\r\n\r\n"
     assert _raw_exchange(url, huge).startswith(b"HTTP/1.1 431")
+    # Two Host headers (the first naming this server): refused, not "the first wins".
+    twice = get + f"Host: attacker.example:{_port_of(url)}\r\n\r\n".encode()
+    assert _raw_exchange(url, twice).startswith(b"HTTP/1.1 400")
 
 
 def test_provider_down_at_start_gives_503_then_recovers(
@@ -358,3 +367,204 @@ def test_source_keeps_serving_last_good_credentials_then_503_when_expired() -> N
         assert "expired" in reason
     finally:
         source.stop()
+
+
+# --- hostile local requests (DNS rebinding, proxies) and the token file ----------------------
+
+
+def _port_of(url: str) -> int:
+    return int(url.split("//", 1)[1].split("/", 1)[0].rpartition(":")[2])
+
+
+#: Host values a web page can make a browser send after DNS rebinding, or that name another
+#: server: all refused.
+_FOREIGN_HOSTS = [
+    "attacker.example:{port}",
+    "attacker.example",
+    "localhost.attacker.example:{port}",
+    "127.0.0.1.attacker.example:{port}",
+    "127.0.0.1:{other}",
+    "localhost:{other}",
+    "localhost",  # no port: only right when the server is on port 80
+    "127.0.0.1",
+    "[::1]",
+    "0.0.0.0:{port}",
+    "10.0.0.1:{port}",
+    "[::1]{port}",
+    "127.0.0.1:+{port}",
+    "",
+]
+#: Host values local clients send (botocore sends the URL's host and port).
+_LOCAL_HOSTS = ["127.0.0.1:{port}", "localhost:{port}", "LocalHost:{port}", "[::1]:{port}"]
+
+
+def _hosts(templates: list[str], port: int) -> list[str]:
+    return [template.format(port=port, other=port + 1) for template in templates]
+
+
+def test_imds_mode_answers_only_requests_that_name_this_server(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    with cli.background("serve", "--mode", "imds", "--port", "0", *flags) as process:
+        url = _exports(Lines(process), 1)["AWS_EC2_METADATA_SERVICE_ENDPOINT"]
+        port = _port_of(url)
+        _wait_until_serving(url, imds=True)
+        ttl = {"x-aws-ec2-metadata-token-ttl-seconds": "60"}
+        put = "/latest/api/token"
+        listing = "/latest/meta-data/iam/security-credentials/"
+        for host in _hosts(_FOREIGN_HOSTS, port):
+            status, body = _request(url, "PUT", put, {**ttl, "Host": host})
+            assert status == 403, host
+            assert b"Host" in body
+        for host in _hosts(_LOCAL_HOSTS, port):
+            status, token = _request(url, "PUT", put, {**ttl, "Host": host})
+            assert status == 200, host
+        good = {"x-aws-ec2-metadata-token": token.decode()}
+        status, body = _request(
+            url, path=listing + "test-alias", headers={**good, "Host": f"attacker.example:{port}"}
+        )
+        assert status == 403
+        assert b"ASIATEST" not in body
+        # Relayed requests are refused whichever header says so.
+        for relayed in ({"Forwarded": "for=10.0.0.1"}, {"X-Forwarded-For": "10.0.0.1"}):
+            status, body = _request(url, path=listing + "test-alias", headers={**good, **relayed})
+            assert status == 400
+            assert b"ASIATEST" not in body
+        # No Host at all (HTTP/1.0 allows that; no SDK does it): refused too.
+        raw = f"GET {listing}test-alias HTTP/1.0\r\nx-aws-ec2-metadata-token: {token.decode()}\r\n"
+        assert _raw_exchange(url, raw.encode() + b"\r\n").startswith(b"HTTP/1.1 403")
+        # botocore, pointed at localhost, still gets its credentials.
+        local_url = f"http://localhost:{port}/"
+        fetcher = InstanceMetadataFetcher(
+            timeout=2, num_attempts=1, config={"ec2_metadata_service_endpoint": local_url}
+        )
+        credentials = InstanceMetadataProvider(iam_role_fetcher=fetcher).load()
+        assert credentials is not None
+        assert credentials.get_frozen_credentials().access_key == "ASIATEST"
+        _, err = stop(process)
+    assert process.returncode == 0, err
+
+
+def test_container_mode_applies_the_same_host_rule(
+    serve_container: tuple[subprocess.Popen[str], dict[str, str]],
+) -> None:
+    _, exports = serve_container
+    url = exports["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+    base = url.rsplit("/", 1)[0]
+    port = _port_of(base)
+    token = Path(exports["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text()
+    _wait_until_serving(base, token=token)
+    for host in _hosts(_FOREIGN_HOSTS, port):
+        status, body = _request(
+            base, path="/credentials", headers={"Authorization": token, "Host": host}
+        )
+        assert status == 403, host
+        assert b"ASIATEST" not in body
+    for host in _hosts(_LOCAL_HOSTS, port):
+        headers = {"Authorization": token, "Host": host}
+        assert _request(base, path="/credentials", headers=headers)[0] == 200, host
+    relayed = {"Authorization": token, "Forwarded": "for=10.0.0.1;proto=http"}
+    assert _request(base, path="/credentials", headers=relayed)[0] == 400
+    # botocore's container provider accepts localhost URLs; it sends that name as the Host.
+    local = {
+        **exports,
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"http://localhost:{port}/credentials",
+    }
+    credentials = ContainerProvider(environ=local).load()
+    assert credentials is not None
+    assert credentials.get_frozen_credentials().access_key == "ASIATEST"
+
+
+def test_an_explicit_token_file_is_removed_at_exit(
+    cli: Cli, server: TlsServer, flags: list[str], tmp_path: Path
+) -> None:
+    token_file = tmp_path / "run" / "serve.token"
+    token_file.parent.mkdir()
+    with cli.background("serve", "--port", "0", "--token-file", str(token_file), *flags) as (
+        process
+    ):
+        exports = _exports(Lines(process), 2)
+        assert exports["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == str(token_file)
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        _, err = stop(process)
+    assert process.returncode == 0, err
+    assert not token_file.exists()
+    assert list(token_file.parent.iterdir()) == [], "no temporary file either"
+
+
+def test_a_token_file_rewritten_by_someone_else_is_left_alone(
+    cli: Cli, server: TlsServer, flags: list[str], tmp_path: Path
+) -> None:
+    token_file = tmp_path / "serve.token"
+    with cli.background("serve", "--port", "0", "--token-file", str(token_file), *flags) as (
+        process
+    ):
+        _exports(Lines(process), 2)
+        token_file.write_text("another server's token")  # e.g. a second serve, same path
+        _, err = stop(process)
+    assert process.returncode == 0, err
+    assert token_file.read_text() == "another server's token"
+
+
+@pytest.mark.parametrize(
+    ("name", "cause"),
+    [
+        pytest.param("missing/serve.token", "No such file or directory", id="missing-directory"),
+        pytest.param("a-directory", "Is a directory", id="directory"),
+    ],
+)
+def test_an_unwritable_token_file_is_a_clear_error(
+    cli: Cli, flags: list[str], tmp_path: Path, name: str, cause: str
+) -> None:
+    (tmp_path / "a-directory").mkdir()
+    path = tmp_path / name
+    result = cli.run("serve", "--port", "0", "--token-file", str(path), *flags)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(path) in lines[0]
+    assert cause in lines[0]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("mode", ["container", "imds"])
+def test_the_aws_cli_gets_credentials_from_serve_at_localhost(
+    cli: Cli, iot_emulator: Emulator, iot_device: Device, mode: str
+) -> None:
+    """The real AWS CLI, told to use ``localhost``, passes the Host rule in both modes."""
+    device = iot_device
+    flags = [
+        f"--endpoint={device.endpoint}",
+        f"--role-alias={device.role_alias}",
+        f"--thing-name={device.thing_name}",
+        f"--certificate={device.certificate_file}",
+        f"--private-key={device.private_key_file}",
+        f"--ca={device.ca_file}",
+    ]
+    with cli.background("serve", "--mode", mode, "--port", "0", *flags) as process:
+        exports = _exports(Lines(process), 2 if mode == "container" else 1)
+        variable = next(iter(exports))  # the URL comes first
+        exports[variable] = exports[variable].replace("127.0.0.1", "localhost")
+        env = cli.environment(
+            {
+                **exports,
+                "AWS_ENDPOINT_URL": iot_emulator.aws_endpoint_url,
+                "AWS_DEFAULT_REGION": device.region,
+            }
+        )
+        env.pop("AWS_EC2_METADATA_DISABLED")
+        result = subprocess.run(
+            [AWS, "sts", "get-caller-identity", "--output", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        assert result.returncode == 0, result.stderr
+        assert device.role_arn.split("/")[-1] in json.loads(result.stdout)["Arn"]
+        _, err = stop(process)
+    assert process.returncode == 0, err
+    assert " 200 127.0.0.1" in err

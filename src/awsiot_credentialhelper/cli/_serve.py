@@ -375,6 +375,24 @@ class CredentialsServer:
         self.request_log = _RequestLog()
         self._sweeper: Optional[asyncio.TimerHandle] = None
         self._date = (0, "")
+        port = self.port
+        # What SDKs send: the URL's host and port (Python's http.client drops the port when
+        # it is 80). Checked first, as a set lookup; other spellings go through _is_local_host.
+        self._usual_hosts = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+        if port == 80:
+            self._usual_hosts |= {"127.0.0.1", "localhost", "[::1]"}
+        self._host_example = f"127.0.0.1:{port}, localhost:{port} or [::1]:{port}"
+
+    def _names_this_server(self, host: Optional[str]) -> bool:
+        """Whether ``Host`` names a loopback address or localhost, with this server's port.
+
+        A web page in a browser on the device can point a name it owns at 127.0.0.1 (DNS
+        rebinding) and then read this server's answers as same-origin; its requests carry
+        that name in ``Host``. Local SDKs send the address or ``localhost`` they connect to.
+        """
+        if host is None:
+            return False
+        return host in self._usual_hosts or _is_local_host(host, self.port)
 
     @property
     def port(self) -> int:
@@ -431,11 +449,20 @@ class CredentialsServer:
     # --- routing: one request in, one answer out; never blocks ---------------------------------
 
     def answer(self, method: str, path: str, headers: Mapping[str, str]) -> Answer:
+        if not self._names_this_server(headers.get("host")):
+            return _json(
+                403,
+                "Forbidden",
+                f"The Host header must name this server ({self._host_example}): other names "
+                "are refused, so a web page cannot reach it through DNS rebinding.",
+            )
+        if "forwarded" in headers or "x-forwarded-for" in headers:
+            # Requests relayed by a proxy are refused: only local processes may get credentials.
+            return _json(
+                400, "Forbidden", "Requests with Forwarded or X-Forwarded-For are refused."
+            )
         if method not in ("GET", "PUT"):
             return _json(405, "MethodNotAllowed", "Only GET (and PUT for IMDSv2 tokens).")
-        if headers.get("x-forwarded-for") is not None:
-            # Requests relayed by a proxy are refused: only local processes may get credentials.
-            return _json(400, "Forbidden", "Requests with X-Forwarded-For are refused.")
         if method == "PUT":
             return self._imds_put(path, headers)
         if self.mode == "container":
@@ -478,6 +505,37 @@ class CredentialsServer:
         if credentials is None:
             return _json(503, "CredentialsUnavailable", reason)
         return 200, self.source.body(credentials, style), "application/json", ()
+
+
+def _is_local_host(host: str, port: int) -> bool:
+    """Whether a Host header is a loopback address or localhost with ``port`` (bare if 80)."""
+    name, port_text = _split_host(host.lower())
+    if port_text is None:
+        if port != 80:
+            return False
+    elif not _is_decimal(port_text) or int(port_text) != port:
+        return False
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _split_host(host: str) -> tuple[str, Optional[str]]:
+    """``host[:port]`` or ``[v6]:port`` into the name (no brackets) and the port text, if any."""
+    if host.startswith("["):
+        name, bracket, rest = host[1:].partition("]")
+        if not bracket:
+            return "", None  # never an address
+        if not rest:
+            return name, None
+        return (name, rest[1:]) if rest.startswith(":") else ("", None)
+    name, colon, port_text = host.partition(":")
+    if ":" in port_text:
+        return "", None  # an IPv6 address must be in brackets
+    return name, port_text if colon else None
 
 
 def _json(status: int, code: str, message: str) -> Answer:
@@ -563,7 +621,7 @@ def _parse_head(head: bytes) -> _Request:
         if not colon or not name or name != name.strip():
             raise _BadRequestError(400, "Malformed header line.")
         name = name.lower()
-        if name in headers and name in ("content-length", "transfer-encoding"):
+        if name in headers and name in ("content-length", "transfer-encoding", "host"):
             raise _BadRequestError(400, f"Duplicate {name} header.")
         headers.setdefault(name, value.strip())
     tokens = headers.get("connection", "").lower()
@@ -743,46 +801,88 @@ def run(args: Any) -> int:
     setup_logging(args.verbose, quiet_level=logging.INFO, timestamps=True)
     settings = resolve(args)
     _loopback(args.host)  # before the provider: it may ask for a PIN or log in to a token
-    provider = build_provider(settings)
     imds = args.mode == "imds"
-    source = CredentialSource(
-        provider.fetch,
-        policy=IMDS_POLICY if imds else CONTAINER_POLICY,
-        warn_below=IMDS_MIN_LIFETIME if imds else None,
-    )
     token = None if imds else secrets.token_urlsafe(32)  # 256 random bits
-    try:
-        server = CredentialsServer(
-            args.host,
-            args.port,
-            mode=args.mode,
-            source=source,
-            role_name=args.role_name or provider.role_alias,
-            container_token=token,
+    # Cleanups run in reverse: the source stops first (a refresh in flight still uses the
+    # provider), then the token file goes, then the socket, then the provider.
+    with build_provider(settings) as provider, contextlib.ExitStack() as cleanup:
+        source = CredentialSource(
+            provider.fetch,
+            policy=IMDS_POLICY if imds else CONTAINER_POLICY,
+            warn_below=IMDS_MIN_LIFETIME if imds else None,
         )
-    except OSError as exc:
-        provider.close()
-        raise ConfigurationError(
-            f"Cannot listen on {args.host} port {args.port}: {exc.strerror}."
-        ) from None
-    token_file = None
-    try:
+        server = _listen(args, source, args.role_name or provider.role_alias, token)
+        cleanup.callback(server.close)
+        stop = cleanup.enter_context(_StopSignal())
+        token_file = None
         if token is not None:
             token_file = _write_token(args.token_file, server.port, token)
+            cleanup.callback(_remove_token, token_file, token)
         source.start()
+        cleanup.callback(source.stop)
         _print_exports(server, token_file)
-        _serve_until_signalled(server)
-    finally:
-        server.close()
-        source.stop()  # first: a refresh in flight still uses the provider
-        provider.close()
-        if token_file is not None and not args.token_file:
-            _remove(token_file)
+        _serve_until_signalled(server, stop)
     logger.info("Stopped.")
     return 0
 
 
-def _serve_until_signalled(server: CredentialsServer) -> None:
+def _listen(
+    args: Any, source: CredentialSource, role_name: str, token: Optional[str]
+) -> CredentialsServer:
+    """Bind the server, turning a busy port or a refused address into a usage error."""
+    try:
+        return CredentialsServer(
+            args.host,
+            args.port,
+            mode=args.mode,
+            source=source,
+            role_name=role_name,
+            container_token=token,
+        )
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Cannot listen on {args.host} port {args.port}: {exc.strerror}."
+        ) from None
+
+
+class _StopSignal:
+    """SIGTERM and SIGINT handlers that stop the event loop, remembered until it runs.
+
+    They are installed before the token file is written and the exports printed: a supervisor
+    may send SIGTERM as soon as it has read them, and Python's default action would end the
+    process on the spot, leaving the token file behind.
+    """
+
+    def __init__(self) -> None:
+        self._requested = False
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._event: Optional[asyncio.Event] = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignal:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, *_: Any) -> None:
+        self._requested = True
+        if self._loop is not None and self._event is not None:
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    def event(self) -> asyncio.Event:
+        """An event of the running loop, set by the next signal (or already, by an earlier one)."""
+        self._event = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        if self._requested:
+            self._event.set()
+        return self._event
+
+
+def _serve_until_signalled(server: CredentialsServer, stop: _StopSignal) -> None:
     """Run the event loop in this (the main) thread until SIGTERM or SIGINT."""
     # The refresh thread holds the GIL in bursts (TLS, PEM); hand it back to the event loop
     # sooner than Python's default 5 ms.
@@ -791,24 +891,11 @@ def _serve_until_signalled(server: CredentialsServer) -> None:
     # it out of the garbage collector's full passes, which otherwise stall answers by ~10 ms.
     gc.collect()
     gc.freeze()
-    asyncio.run(_serve_until_stopped(server))
+    asyncio.run(_serve_until_stopped(server, stop))
 
 
-async def _serve_until_stopped(server: CredentialsServer) -> None:
-    loop = asyncio.get_running_loop()
-    stopped = asyncio.Event()
-
-    def on_signal(*_: Any) -> None:
-        loop.call_soon_threadsafe(stopped.set)
-
-    previous = {
-        signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)
-    }
-    try:
-        await server.serve(stopped)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+async def _serve_until_stopped(server: CredentialsServer, stop: _StopSignal) -> None:
+    await server.serve(stop.event())
 
 
 def _print_exports(server: CredentialsServer, token_file: Optional[str]) -> None:
@@ -843,8 +930,30 @@ def _write_token(path: Optional[str], port: int, token: str) -> str:
         os.replace(temporary, path)
     except OSError as exc:
         _remove(temporary)
-        raise ConfigurationError(f"Cannot write the token file {path!r}: {exc.strerror}.") from None
+        raise ConfigurationError(
+            f"Cannot write the token file {path!r}: {exc.strerror}. Pass a --token-file in an "
+            "existing directory this user can write to."
+        ) from None
     return path
+
+
+def _remove_token(path: str, token: str) -> None:
+    """Remove the token file at exit, unless it now holds another token (another server's)."""
+    try:
+        # Non-blocking: a FIFO put in its place must not hang the exit.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            held = os.read(descriptor, len(token) + 1)
+        finally:
+            os.close(descriptor)
+        if hmac.compare_digest(held, token.encode()):
+            os.unlink(path)
+        else:
+            logger.warning("The token file %s holds another token now; left in place.", path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        logger.warning("Cannot remove the token file %s: %s.", path, exc.strerror)
 
 
 def _private_directory(directory: str) -> None:
