@@ -21,7 +21,8 @@ The tree::
     │   ├── ConnectTimeoutError            no connection within the timeout
     │   ├── TlsHandshakeError              the TLS handshake failed (CA, client certificate)
     │   ├── ReadTimeoutError               the server did not answer within the timeout
-    │   └── ConnectionClosedError          the server closed the connection mid-response
+    │   ├── ConnectionClosedError          the server closed the connection mid-response
+    │   └── ResponseTooLargeError          the answer outgrew the size cap; not retried
     ├── ProviderError                      the Credential Provider answered with an error
     │   ├── CertificateRejectedError       403 Certificate is invalid on this endpoint
     │   ├── InvalidThingNameError          403 Invalid thing name passed
@@ -65,6 +66,7 @@ __all__ = [
     "Pkcs11Error",
     "ProviderError",
     "ReadTimeoutError",
+    "ResponseTooLargeError",
     "RoleAliasNotFoundError",
     "RoleAssumptionError",
     "ServiceUnavailableError",
@@ -154,6 +156,14 @@ class ReadTimeoutError(NetworkError):
 
 class ConnectionClosedError(NetworkError):
     """The server closed the connection before the answer was complete."""
+
+
+class ResponseTooLargeError(NetworkError):
+    """The answer (status line, headers and body together) outgrew the size cap, so the
+    connection was dropped: the endpoint is not the Credential Provider, whose answers are about
+    1 KB, and asking it again would only fetch the same flood."""
+
+    retryable = False
 
 
 # --- the Credential Provider's answer --------------------------------------------------------
