@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import configparser
+from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.configloader import raw_config_parse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -166,3 +169,114 @@ def _outside(text: str, target: str) -> list[str]:
         if not inside and line:
             kept.append(line)
     return kept
+
+
+# --- hostile layouts: lines are what configparser reading the file makes of them --------------
+
+_KEYS = "".join(f"{key} = {VALUES[key]}\n" for key in CREDENTIAL_KEYS)
+_KEYS_CR = _KEYS.replace("\n", "\r")
+
+#: Characters str.splitlines() breaks on but a file object does not (it splits on \n, \r and
+#: \r\n only): configparser, and so botocore, sees them inside a line.
+_NOT_LINE_BREAKS = ["\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e", "\x0b", "\x0c"]
+
+
+def _layout_cases() -> list[Any]:
+    cases = []
+    for char in _NOT_LINE_BREAKS:
+        name = f"U+{ord(char):04X}"
+        existing = f"[device]\n# note{char}aws_access_key_id = OLD\nregion = x\n"
+        cases.append(pytest.param(existing, existing + _KEYS, id=f"{name}-comment-then-key"))
+        existing = f"[other]\nx = 1\n# note{char}[device]\n"
+        cases.append(pytest.param(existing, existing + "\n[device]\n" + _KEYS, id=f"{name}-header"))
+        existing = f"[other]\nx = a{char}b\n[device]\n"
+        cases.append(pytest.param(existing, existing + _KEYS, id=f"{name}-in-a-value"))
+    return [
+        *cases,
+        pytest.param(
+            "[other]\rx = 1\r[device]\raws_access_key_id = OLD\r",
+            "[other]\rx = 1\r[device]\raws_access_key_id = ASIANEW\r"
+            + _KEYS_CR[_KEYS_CR.index("aws_secret") :],
+            id="cr-only",
+        ),
+        pytest.param(
+            "[other]\nx = a\rb = c\n[device]\n",
+            "[other]\nx = a\rb = c\n[device]\n" + _KEYS,
+            id="lone-cr-splits-a-line",
+        ),
+        pytest.param(
+            "[device]\n\taws_access_key_id = OLD\nregion = x\n",
+            "[device]\n\taws_access_key_id = ASIANEW\nregion = x\n"
+            + _KEYS[_KEYS.index("aws_secret") :],
+            id="tab-indented-key",
+        ),
+        pytest.param(
+            "[device]\n  aws_session_token = OLD\n\t\t\tcontinued\n  region = x\n",
+            "[device]\n  aws_session_token = new-token\n  region = x\n"
+            "  aws_access_key_id = ASIANEW\n  aws_secret_access_key = new-secret\n"
+            "  aws_expiration = 2030-01-01T00:00:00Z\n",
+            id="indented-keys-with-continuation",
+        ),
+        pytest.param(
+            "[device]\naws_session_token = OLD\n\n  more-of-it\nregion = x\n",
+            "[device]\naws_session_token = new-token\n\nregion = x\n"
+            "aws_access_key_id = ASIANEW\naws_secret_access_key = new-secret\n"
+            "aws_expiration = 2030-01-01T00:00:00Z\n",
+            id="continuation-after-a-blank-line",
+        ),
+        pytest.param(
+            "[other]\nx = 1\n  [device]\n  aws_access_key_id = OLD\n",
+            "[other]\nx = 1\n  [device]\n  aws_access_key_id = OLD\n\n[device]\n" + _KEYS,
+            id="indented-header-is-part-of-a-value",
+        ),
+        pytest.param(
+            "  [device]\n  # comment\n[next]\n",
+            "  [device]\n" + _KEYS + "  # comment\n[next]\n",
+            id="indented-header-without-keys",
+        ),
+        pytest.param(
+            "[device]\n  [next]\nx = 1\n",
+            "[device]\n"
+            + "".join(f"  {line}\n" for line in _KEYS.splitlines())
+            + "  [next]\nx = 1\n",
+            id="next-header-indented-deeper",
+        ),
+        pytest.param(
+            "[device] ; a note\naws_access_key_id = OLD\n",
+            "[device] ; a note\n" + _KEYS,
+            id="header-with-trailing-text",
+        ),
+        pytest.param(
+            "[other]\nx = \x00\n[device]\naws_access_key_id=OLD   \n",
+            "[other]\nx = \x00\n[device]\naws_access_key_id=ASIANEW\n"
+            + _KEYS[_KEYS.index("aws_secret") :],
+            id="nul-byte-and-trailing-spaces",
+        ),
+    ]
+
+
+def _botocore_reads(text: str, directory: Path) -> dict[str, dict[str, Any]]:
+    """The profiles botocore's credentials provider reads from a file holding ``text``."""
+    path = directory / "credentials"
+    path.write_bytes(text.encode("utf-8"))
+    return raw_config_parse(str(path))
+
+
+@pytest.mark.parametrize(("existing", "expected"), _layout_cases())
+def test_layouts_botocore_reads_are_updated_in_place(
+    existing: str, expected: str, tmp_path: Path
+) -> None:
+    before = _botocore_reads(existing, tmp_path)
+    rendered = render_credentials_file(existing, "device", VALUES)
+    assert rendered == expected
+    after = _botocore_reads(rendered, tmp_path)
+    assert after["device"] == {**before.get("device", {}), **VALUES}
+    assert {name: profile for name, profile in after.items() if name != "device"} == {
+        name: profile for name, profile in before.items() if name != "device"
+    }
+
+
+def test_the_defaults_section_is_refused_as_a_profile() -> None:
+    """Keys in [DEFAULT] show up in every profile: writing there would change all of them."""
+    with pytest.raises(MalformedCredentialsFileError, match="DEFAULT"):
+        render_credentials_file("[other]\nx = 1\n", "DEFAULT", VALUES)

@@ -8,7 +8,7 @@ could not read is refused, never "repaired" by overwriting it.
 from __future__ import annotations
 
 import configparser
-import re
+import io
 from collections.abc import Mapping
 from typing import Optional
 
@@ -30,13 +30,18 @@ CREDENTIAL_KEYS = (
     "aws_expiration",
 )
 
-# configparser's own patterns (SECTCRE, OPTCRE), so a line means here what it means to botocore.
-_SECTION = re.compile(r"\[(?P<header>.+)\]")
-_OPTION = re.compile(
-    r"(?P<indent>[ \t]*)(?P<key>[^\r\n]*?)(?P<separator>[ \t]*[=:][ \t]*)"
-    r"(?P<value>[^\r\n]*?)(?P<eol>\r\n|\n|\r)?\Z"
-)
-_PROFILE_NAME = re.compile(r"[^\[\]\r\n]+")
+# configparser's own patterns, so a line means here what it means to botocore.
+_SECTION = configparser.RawConfigParser.SECTCRE
+_OPTION = configparser.RawConfigParser.OPTCRE
+_NONSPACE = configparser.RawConfigParser.NONSPACECRE
+_COMMENT_PREFIXES = ("#", ";")  # RawConfigParser's default comment_prefixes
+_LINE_ENDS = ("\r\n", "\r", "\n")
+
+# Kinds of line, as configparser's reading loop classifies them.
+_HEADER = "header"
+_OPTION_LINE = "option"
+_CONTINUATION = "continuation"
+_OTHER = "other"  # blank or comment
 
 
 class MalformedCredentialsFileError(ConfigurationError):
@@ -57,67 +62,66 @@ def render_credentials_file(
 
     Keys already in the profile keep their place, spelling and spacing; only their values
     change. Missing keys are added after the profile's last key; a missing profile is
-    appended at the end.
+    appended at the end. Lines are what configparser (so botocore) makes of the file: split on
+    ``\\n``, ``\\r`` and ``\\r\\n`` only, as a file object splits them (``str.splitlines`` also
+    splits on U+2028, U+0085, ``\\x1c`` and others, which configparser keeps inside a line).
 
     Raises:
         MalformedCredentialsFileError: ``existing`` is not a valid credentials file (botocore
-            would refuse it too), or ``profile`` is not a usable section name.
+            would refuse it too), ``profile`` is not a usable section name, or the result
+            would read differently anywhere but in the profile's own keys.
     """
-    if not _PROFILE_NAME.fullmatch(profile) or profile != profile.strip():
-        raise MalformedCredentialsFileError(
-            f"{profile!r} cannot be a profile name: no brackets, line breaks or outer spaces."
-        )
+    _check_profile_name(profile)
     for key, value in values.items():
         if not value or any(ch in value for ch in "\r\n") or value != value.strip():
             raise ValueError(f"unusable value for {key}")  # our own bug, never user input
-    _validate(existing, origin)
-    lines = existing.splitlines(keepends=True)
-    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
-    span = _section_span(lines, profile)
+    lines = _split_lines(existing)
+    before = _parse(lines, origin)
+    kinds = _classify(lines)
+    span = _section_span(kinds, profile)
     if span is None:
-        return _append_section(existing, profile, values, newline)
-    start, end = span
-    output = lines[:start]
-    pending = dict(values)
-    last_key_line = len(output) - 1  # the header
-    index = start
-    while index < end:
-        line = lines[index]
-        index += 1
-        match = _option_line(line)
-        if match is None or match.group("key").strip().lower() not in pending:
-            output.append(line)
-            if match is not None:
-                last_key_line = len(output) - 1
-                index = _copy_continuation(lines, index, end, line, output)
-                last_key_line = len(output) - 1
-            continue
-        key = match.group("key").strip().lower()
-        output.append(
-            match.group("indent")
-            + match.group("key")
-            + match.group("separator")
-            + pending.pop(key)
-            + (match.group("eol") or "")
-        )
-        last_key_line = len(output) - 1
-        index = _skip_continuation(lines, index, end, line)
-    if pending:
-        insert_at = last_key_line + 1
-        if not output[last_key_line].endswith(("\n", "\r")):
-            output[last_key_line] += newline
-        added = [f"{key} = {value}{newline}" for key, value in pending.items()]
-        output[insert_at:insert_at] = added
-    output.extend(lines[end:])
-    rendered = "".join(output)
-    _check_result(rendered, profile, values)
+        rendered = _append_section(existing, profile, values, _newline(lines))
+    else:
+        rendered = "".join(_set_keys(lines, kinds, span, values))
+    _check_result(before, rendered, profile, values, origin)
     return rendered
 
 
-def _validate(text: str, origin: str) -> None:
+def _check_profile_name(profile: str) -> None:
+    if profile == configparser.DEFAULTSECT:
+        raise MalformedCredentialsFileError(
+            f"[{profile}] holds defaults that configparser (so botocore) adds to every profile: "
+            "writing credentials there would change them all. Use another profile name."
+        )
+    name_ok = bool(profile) and profile == profile.strip() and not any(c in profile for c in "[]")
+    if not name_ok or len(_split_lines(profile)) != 1 or not profile.isprintable():
+        raise MalformedCredentialsFileError(
+            f"{profile!r} cannot be a profile name: no brackets, line breaks or outer spaces."
+        )
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines as a file object yields them to configparser: split on \\n, \\r, \\r\\n; ends kept."""
+    return list(io.StringIO(text, newline=""))
+
+
+def _line_end(line: str) -> str:
+    for end in _LINE_ENDS:
+        if line.endswith(end):
+            return end
+    return ""
+
+
+def _newline(lines: list[str]) -> str:
+    """The line end to write: the first line's, else ``\\n``."""
+    return (_line_end(lines[0]) if lines else "") or "\n"
+
+
+def _parse(lines: list[str], origin: str) -> configparser.RawConfigParser:
+    """Parse as botocore does (strict RawConfigParser, a text-mode file's ``\\n`` line ends)."""
     parser = configparser.RawConfigParser(strict=True)
     try:
-        parser.read_string(text)
+        parser.read_file(line[: len(line) - len(_line_end(line))] + "\n" for line in lines)
     except configparser.Error as exc:
         # Never quote the offending line: it may hold a secret key.
         line = getattr(exc, "lineno", None)
@@ -128,74 +132,137 @@ def _validate(text: str, origin: str) -> None:
             f"{origin} is not a valid AWS credentials file{where}: "
             f"{type(exc).__name__}. Fix or move it; it was left untouched."
         ) from None
+    return parser
 
 
-def _section_span(lines: list[str], profile: str) -> Optional[tuple[int, int]]:
-    """Line indexes of ``[profile]``'s body: from after its header to the next header."""
+def _classify(lines: list[str]) -> list[tuple[str, str]]:
+    """Each line's kind and name (the section, or the option it sets or continues).
+
+    The same decisions as ``RawConfigParser._read``: a line is a continuation when it is
+    indented deeper than the line that started the current option, whatever it looks like;
+    otherwise its stripped text is matched as a header, then as an option. Blank lines and
+    comments change nothing. The file has been parsed already, so every line fits.
+    """
+    kinds: list[tuple[str, str]] = []
+    in_section = False
+    option = ""
+    indent_level = 0
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith(_COMMENT_PREFIXES):
+            kinds.append((_OTHER, ""))
+            continue
+        first = _NONSPACE.search(line)
+        indent = first.start() if first else 0
+        if in_section and option and indent > indent_level:
+            kinds.append((_CONTINUATION, option))
+            continue
+        indent_level = indent
+        header = _SECTION.match(text)
+        if header:
+            in_section, option = True, ""
+            kinds.append((_HEADER, header.group("header")))
+            continue
+        match = _OPTION.match(text)
+        option = match.group("option").rstrip().lower() if match else ""
+        kinds.append((_OPTION_LINE, option))
+    return kinds
+
+
+def _section_span(kinds: list[tuple[str, str]], profile: str) -> Optional[tuple[int, int]]:
+    """Indexes of ``[profile]``'s header line and of the line after its last."""
     start = None
-    for index, line in enumerate(lines):
-        header = _header(line)
-        if header is None:
+    for index, (kind, name) in enumerate(kinds):
+        if kind != _HEADER:
             continue
         if start is not None:
             return start, index
-        if header == profile:
-            start = index + 1
-    return None if start is None else (start, len(lines))
+        if name == profile:
+            start = index
+    return None if start is None else (start, len(kinds))
 
 
-def _header(line: str) -> Optional[str]:
-    if line[:1].isspace():
-        return None  # an indented line is a continuation to configparser
-    match = _SECTION.match(line.strip())
-    return match.group("header") if match else None
+def _lead(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
 
 
-def _option_line(line: str) -> Optional[re.Match[str]]:
-    stripped = line.strip()
-    if not stripped or stripped[0] in "#;" or line[:1].isspace():
-        return None
-    match = _OPTION.match(line)
-    return match if match and match.group("key").strip() else None
+def _set_keys(
+    lines: list[str], kinds: list[tuple[str, str]], span: tuple[int, int], values: Mapping[str, str]
+) -> list[str]:
+    """The lines with the profile's keys set: in place, then the missing ones after its last key.
+
+    A replaced key's continuation lines go (they were part of the old value). Missing keys
+    are indented like the profile's last key, so every line after them keeps its meaning (a
+    deeper-indented line would otherwise turn into a continuation of the new key).
+    """
+    start, end = span
+    output = lines[: start + 1]
+    pending = dict(values)
+    replaced: set[str] = set()
+    last = start  # where missing keys go after: the header, or the last key or continuation
+    following = lines[end] if end < len(lines) else ""
+    lead = _lead(following)  # with no key in the profile: the next header's indent
+    for index in range(start + 1, end):
+        line = lines[index]
+        kind, name = kinds[index]
+        if kind == _CONTINUATION and name in replaced:
+            continue
+        if kind == _OPTION_LINE and name in pending:
+            line = _with_value(line, pending.pop(name))
+            replaced.add(name)
+        output.append(line)
+        if kind in (_OPTION_LINE, _CONTINUATION):
+            last = len(output) - 1
+        if kind == _OPTION_LINE:
+            lead = _lead(line)
+    if pending:
+        newline = _newline(lines)
+        if not _line_end(output[last]):
+            output[last] += newline
+        output[last + 1 : last + 1] = [f"{lead}{k} = {v}{newline}" for k, v in pending.items()]
+    output.extend(lines[end:])
+    return output
 
 
-def _is_continuation(line: str, owner: str) -> bool:
-    indent = len(line) - len(line.lstrip())
-    owner_indent = len(owner) - len(owner.lstrip())
-    return bool(line.strip()) and indent > owner_indent
-
-
-def _copy_continuation(
-    lines: list[str], index: int, end: int, owner: str, output: list[str]
-) -> int:
-    while index < end and _is_continuation(lines[index], owner):
-        output.append(lines[index])
-        index += 1
-    return index
-
-
-def _skip_continuation(lines: list[str], index: int, end: int, owner: str) -> int:
-    while index < end and _is_continuation(lines[index], owner):
-        index += 1
-    return index
+def _with_value(line: str, value: str) -> str:
+    """An option line with a new value; its indent, key and separator as they were."""
+    text = line.strip()
+    match = _OPTION.match(text)
+    if match is None:  # _classify only calls a line an option when it matches
+        raise AssertionError("not an option line")
+    return _lead(line) + text[: match.start("value")] + value + _line_end(line)
 
 
 def _append_section(existing: str, profile: str, values: Mapping[str, str], newline: str) -> str:
     text = existing
-    if text and not text.endswith(("\n", "\r")):
+    if text and not _line_end(text):
         text += newline
     if text.strip():
         text += newline
     text += f"[{profile}]{newline}"
     text += "".join(f"{key} = {value}{newline}" for key, value in values.items())
-    _check_result(text, profile, values)
     return text
 
 
-def _check_result(text: str, profile: str, values: Mapping[str, str]) -> None:
-    """Re-read the result as botocore would: a bug here must never reach the disk."""
-    parser = configparser.RawConfigParser(strict=True)
-    parser.read_string(text)
-    for key, value in values.items():
-        if parser.get(profile, key) != value:
-            raise AssertionError(f"rendering lost {key} of [{profile}]")
+def _check_result(
+    before: configparser.RawConfigParser,
+    rendered: str,
+    profile: str,
+    values: Mapping[str, str],
+    origin: str,
+) -> None:
+    """Re-read the result as botocore would: only ``values`` in ``[profile]`` may differ.
+
+    A layout this module misreads must never reach the disk: it is refused instead.
+    """
+    expected = {name: dict(before.items(name)) for name in before.sections()}
+    expected[profile] = {**expected.get(profile, before.defaults()), **values}
+    try:
+        after = _parse(_split_lines(rendered), origin)
+    except MalformedCredentialsFileError:
+        after = None
+    if after is None or {name: dict(after.items(name)) for name in after.sections()} != expected:
+        raise MalformedCredentialsFileError(
+            f"{origin} is laid out so that writing [{profile}] would change how other lines "
+            "read; it was left untouched. Edit that profile by hand, or use another file."
+        )
