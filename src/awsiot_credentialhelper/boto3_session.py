@@ -7,13 +7,11 @@ arguments, and every error still an instance of ``ValueError``. New options are 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from typing import Any, Optional, Union
 
 import boto3
 import botocore.session
-from awscrt import io as crt_io
 
 from ._botocore import IotCoreCredentials, install
 from ._clock import Clock, utcnow
@@ -170,13 +168,11 @@ class Boto3SessionProvider:
         return f"Boto3SessionProvider({self._provider!r})"
 
 
-_LOGGING_LOCK = threading.Lock()
-
-
 def _send_awscrt_log_to_stderr(level: Any) -> None:
-    """awscrt's logger is process-global and can be set once; the caller asked for it."""
-    with _LOGGING_LOCK:
-        crt_io.init_logging(level, "stderr")
+    """awscrt's log shows session tokens: it reaches stderr redacted (see ``_crt_log``)."""
+    from ._crt_log import send_to_stderr  # noqa: PLC0415 - only callers who ask pay for it
+
+    send_to_stderr(level)
 
 
 def _pkcs11_config(pkcs11: Union[Pkcs11Config, Mapping[str, Any], None]) -> Optional[Pkcs11Config]:
