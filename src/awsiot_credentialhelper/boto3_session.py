@@ -46,7 +46,9 @@ class Boto3SessionProvider:
             ``dict`` with the same keys works too, as 1.x's ``Pkcs11Config`` was a ``TypedDict``.
         ca: CA certificate(s) that sign the endpoint's certificate: PEM ``bytes`` or a path.
             Default: the system trust store.
-        awscrt_log_level: An ``awscrt.io.LogLevel``: awscrt's own log goes to stderr.
+        awscrt_log_level: An ``awscrt.io.LogLevel``: awscrt's own log goes to stderr, with
+            credentials redacted (Linux; elsewhere it stays off). Process-wide: the last
+            provider's level applies.
         verify_peer: Verify the endpoint's certificate (turn off for local tests only).
         region: The region of the sessions' clients; default: the endpoint's region.
         private_key_password: Password of an encrypted private key.
