@@ -113,17 +113,29 @@ def check_region(region: str) -> None:
         )
 
 
+def _moto_request_handler() -> Any:
+    """moto 5.2+'s request handler, else werkzeug's, which moto 5.1 (the last for 3.9) uses."""
+    try:
+        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - moto is optional
+            MotoRequestHandler,
+        )
+    except ImportError:
+        from werkzeug.serving import WSGIRequestHandler  # noqa: PLC0415
+
+        return WSGIRequestHandler
+    return MotoRequestHandler
+
+
 def _server_class() -> Any:
     """moto's ThreadedMotoServer, adapted (imported late: moto and flask are optional)."""
     from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - moto is optional
         DomainDispatcherApplication,
-        MotoRequestHandler,
         create_backend_app,
     )
     from moto.server import ThreadedMotoServer  # noqa: PLC0415
     from werkzeug.serving import make_server  # noqa: PLC0415
 
-    class QuietRequestHandler(MotoRequestHandler):
+    class QuietRequestHandler(_moto_request_handler()):  # type: ignore[misc]
         # One request per connection, and a bounded wait for each: no request thread can
         # outlive stop() for long.
         protocol_version = "HTTP/1.0"
