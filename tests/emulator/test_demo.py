@@ -7,11 +7,15 @@ import sys
 
 import pytest
 
+from .test_plugin import BOTO3_ON_PY39
+
+DEMO = "awsiot_credentialhelper.emulator.demo"
+
 
 @pytest.mark.slow
 def test_demo_runs_and_explains_itself() -> None:
     result = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "awsiot_credentialhelper.emulator.demo"],
+        [sys.executable, "-W", "error", "-W", BOTO3_ON_PY39, "-m", DEMO],
         capture_output=True,
         text=True,
         timeout=180,
