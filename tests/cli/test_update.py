@@ -11,7 +11,9 @@ import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+import botocore.session
 import pytest
 
 from awsiot_credentialhelper._credentials import Credentials
@@ -160,3 +162,130 @@ def test_a_writer_that_cannot_get_the_lock_writes_nothing(tmp_path: Path) -> Non
     finally:
         os.close(holder)
     assert path.read_text() == "[other]\naws_access_key_id = KEEP\n"
+
+
+# --- hostile files, other users' files, leftovers, what --once says ------------------------
+
+
+def test_once_says_what_it_wrote(cli: Cli, server: TlsServer, flags: list[str]) -> None:
+    result = cli.run("update", "--once", "--credentials-profile", "device", *flags)
+    assert result.returncode == 0, result.stderr
+    expiry = _parse(cli.credentials_file.read_text()).get("device", "aws_expiration")
+    assert f"Wrote ASIATEST to [device] of {cli.credentials_file}, valid until {expiry}." in (
+        result.stderr
+    )
+    assert "test-secret-access-key" not in result.stderr
+    assert "test-session-token" not in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_root_keeps_the_files_owner_group_and_mode(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    """root updating a user's file must not take it (or its lock) from that user."""
+    directory = cli.credentials_file.parent
+    directory.mkdir(parents=True)
+    os.chown(directory, 1234, 1234)
+    cli.credentials_file.write_text(EXISTING)
+    os.chown(cli.credentials_file, 1234, 1234)
+    os.chmod(cli.credentials_file, 0o640)
+    result = cli.run("update", "--once", "--credentials-profile", "device", *flags)
+    assert result.returncode == 0, result.stderr
+    info = cli.credentials_file.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (1234, 1234, 0o640)
+    assert _parse(cli.credentials_file.read_text()).get("device", "aws_access_key_id") == "ASIATEST"
+    lock = (directory / ".credentials.lock").stat()
+    assert (lock.st_uid, lock.st_gid) == (1234, 1234), "the user can still lock it"
+    # A lock file the user made keeps its owner and mode too.
+    os.chmod(directory / ".credentials.lock", 0o660)
+    assert cli.run("update", "--once", *flags).returncode == 0
+    lock = (directory / ".credentials.lock").stat()
+    assert (lock.st_uid, lock.st_gid, stat.S_IMODE(lock.st_mode)) == (1234, 1234, 0o660)
+    info = cli.credentials_file.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (1234, 1234, 0o640)
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_temporary_files_left_by_a_killed_run_are_removed(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    directory = cli.credentials_file.parent
+    directory.mkdir(parents=True)
+    dead, alive = _dead_pid(), os.getpid()
+    stale = [f".credentials.{dead}.0badc0de.tmp", f".credentials.{alive}.00000001.tmp"]
+    kept = [
+        f".credentials.{alive}.00000002.tmp",  # its writer may still be at work
+        f".credentials.{dead}.0badc0d.tmp",  # not our exact pattern
+        f".credentials.{dead}.0BADC0DE.tmp",
+        f"credentials.{dead}.0badc0de.tmp",
+        f".other.{dead}.0badc0de.tmp",
+        f".credentials.{dead}.0badc0de.tmp.bak",
+    ]
+    for name in stale + kept:
+        (directory / name).write_text("aws_secret_access_key = left-behind")
+        os.chmod(directory / name, 0o600)
+    old = time.time() - 24 * 3600
+    os.utime(directory / stale[1], (old, old))  # a live pid, but a day old: reused
+    (directory / f".credentials.{dead}.0000dead.tmp").mkdir()  # not a file: left alone
+    kept.append(f".credentials.{dead}.0000dead.tmp")
+    result = cli.run("update", "--once", *flags)
+    assert result.returncode == 0, result.stderr
+    names = {path.name for path in directory.iterdir()}
+    assert names == {"credentials", ".credentials.lock", *kept}
+
+
+def _huge(path: Path) -> None:
+    path.touch()
+    os.truncate(path, 64 * 1024 * 1024)  # sparse: no disk used
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        pytest.param(os.mkfifo, "not a regular file", id="fifo"),  # opening it used to hang
+        pytest.param(Path.mkdir, "not a regular file", id="directory"),
+        pytest.param(
+            lambda path: path.symlink_to("/dev/zero"), "not a regular file", id="dev-zero"
+        ),
+        pytest.param(_huge, "larger than", id="huge"),
+    ],
+)
+def test_a_file_that_is_not_a_credentials_file_is_refused(
+    cli: Cli, server: TlsServer, flags: list[str], make: Any, message: str
+) -> None:
+    cli.credentials_file.parent.mkdir(parents=True)
+    make(cli.credentials_file)
+    result = cli.run("update", "--once", *flags, timeout=20)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert str(cli.credentials_file) in result.stderr or "/dev/zero" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert server.request_count == 0, "refused before any network traffic"
+
+
+def test_layouts_botocore_reads_are_updated_for_botocore(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    """CR-only line ends, a tab-indented key and U+2028 in a comment: botocore reads the result."""
+    existing = "[other]\raws_access_key_id = AKIAOTHER\r# note\u2028[device]\r"
+    existing += "[device]\r\taws_access_key_id = OLD\rregion = eu-west-1\r"
+    cli.credentials_file.parent.mkdir(parents=True)
+    cli.credentials_file.write_bytes(existing.encode())
+    result = cli.run("update", "--once", "--credentials-profile", "device", *flags)
+    assert result.returncode == 0, result.stderr
+    session = botocore.session.Session(profile="device")
+    session.set_config_variable("credentials_file", str(cli.credentials_file))
+    session.set_config_variable("config_file", str(cli.config_file))
+    credentials = session.get_credentials()
+    assert credentials is not None
+    assert credentials.method == "shared-credentials-file"
+    frozen = credentials.get_frozen_credentials()
+    assert tuple(frozen)[:3] == ("ASIATEST", "test-secret-access-key", "test-session-token")
+    text = cli.credentials_file.read_bytes().decode()
+    assert text.startswith("[other]\raws_access_key_id = AKIAOTHER\r# note\u2028[device]\r")
+    assert "\n" not in text

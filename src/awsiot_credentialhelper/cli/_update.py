@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import stat
 import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Optional
@@ -20,8 +21,13 @@ from .._credentials import Credentials, format_expiration
 from .._refresh import DEFAULT_REFRESH_POLICY, CredentialCache
 from ..exceptions import CredentialFileError, CredentialHelperError
 from ._cache import CacheLock
-from ._credentials_file import credential_values, render_credentials_file
+from ._credentials_file import (
+    MalformedCredentialsFileError,
+    credential_values,
+    render_credentials_file,
+)
 from ._options import add_common_options, build_provider, resolve, setup_logging
+from ._private_file import remove_stale_temporaries, write_private_file
 
 if TYPE_CHECKING:
     import argparse
@@ -32,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 #: How long to wait for another writer's lock before giving up on this write.
 LOCK_TIMEOUT = 10.0
+#: A credentials file larger than this is refused, not read into memory (a big one holds a
+#: few thousand profiles in well under 1 MiB).
+MAX_FILE_SIZE = 16 * 1024 * 1024
 #: First wait after a failed refresh; doubles up to :data:`MAX_RETRY_DELAY`.
 RETRY_DELAY = timedelta(seconds=30)
 MAX_RETRY_DELAY = timedelta(minutes=5)
@@ -88,6 +97,9 @@ def write_credentials(
 ) -> None:
     """Set ``profile``'s keys in ``path`` atomically, under a lock, keeping everything else.
 
+    The file keeps its owner, group and mode (see ``_private_file.private_mode``); a new file
+    is 0600.
+
     Raises:
         MalformedCredentialsFileError: the existing file cannot be parsed (left untouched).
         CredentialFileError: the file or its directory cannot be read or written.
@@ -103,66 +115,122 @@ def write_credentials(
         os.makedirs(directory, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise CredentialFileError(f"Cannot create {directory!r}: {exc.strerror}.") from None
-    with CacheLock(os.path.join(directory, f".{name}.lock"), lock_timeout, required=True):
-        existing = _read(path)
+    lock_path = os.path.join(directory, f".{name}.lock")
+    with CacheLock(lock_path, lock_timeout, required=True):
+        existing, info = _read(path)
+        _give_lock_to_owner(lock_path, info)
         rendered = render_credentials_file(existing, profile, values, origin=f"The file {path!r}")
-        temporary = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        # Under the lock no writer of ours is between creating and renaming a temporary file.
+        remove_stale_temporaries(path)
         try:
-            descriptor = os.open(
-                temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
-            )
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(rendered.encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
+            write_private_file(path, rendered.encode("utf-8"), existing=info)
         except OSError as exc:
-            _remove(temporary)
             raise CredentialFileError(f"Cannot write {path!r}: {exc.strerror}.") from None
 
 
-def _read(path: str) -> str:
+def _give_lock_to_owner(lock_path: str, owner: Optional[os.stat_result]) -> None:
+    """Give a lock file this process made (as root) to the credentials file's owner.
+
+    Otherwise that user could no longer open the lock, so no longer update their own file.
+    A lock file someone else made keeps its owner.
+    """
+    if owner is None:
+        return
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        info = os.lstat(lock_path)
+        ours = info.st_uid == os.geteuid()
+        if ours and (info.st_uid, info.st_gid) != (owner.st_uid, owner.st_gid):
+            os.chown(lock_path, owner.st_uid, owner.st_gid, follow_symlinks=False)
+    except OSError as exc:
+        logger.debug("Cannot give %s to the file's owner: %s.", lock_path, exc.strerror)
+
+
+def _read(path: str) -> tuple[str, Optional[os.stat_result]]:
+    """The file's text and status, or ``""`` and ``None`` if there is no file yet.
+
+    Opened without blocking and checked before reading: a FIFO would hang the read, and a
+    device such as /dev/zero would never end it.
+
+    Raises:
+        MalformedCredentialsFileError: the file is not UTF-8.
+        CredentialFileError: it cannot be read, is not a regular file, or is too large.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        return ""
+        return "", None
     except OSError as exc:
         raise CredentialFileError(f"Cannot read {path!r}: {exc.strerror}.") from None
     try:
-        return data.decode("utf-8")
+        info = os.fstat(descriptor)
+        _check_size_and_type(path, info)
+        data = _read_at_most(descriptor, MAX_FILE_SIZE + 1)
+    except OSError as exc:
+        raise CredentialFileError(f"Cannot read {path!r}: {exc.strerror}.") from None
+    finally:
+        os.close(descriptor)
+    if len(data) > MAX_FILE_SIZE:  # it grew while we read it
+        _check_size_and_type(path, None)
+    try:
+        return data.decode("utf-8"), info
     except UnicodeDecodeError:
-        from ._credentials_file import MalformedCredentialsFileError  # noqa: PLC0415
-
         raise MalformedCredentialsFileError(
             f"The file {path!r} is not UTF-8 text; it was left untouched."
         ) from None
 
 
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        logger.debug("Could not remove %s.", path)
+def _check_size_and_type(path: str, info: Optional[os.stat_result]) -> None:
+    """Refuse what cannot be a credentials file (``info`` is None: it is over the limit)."""
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise CredentialFileError(
+            f"{path!r} is not a regular file: point --credentials-file (or "
+            f"{env.AWS_SHARED_CREDENTIALS_FILE}) at a credentials file."
+        )
+    if info is None or info.st_size > MAX_FILE_SIZE:
+        raise CredentialFileError(
+            f"{path!r} is larger than {MAX_FILE_SIZE // 2**20} MiB, too large for a credentials "
+            "file: check the path. It was left untouched."
+        )
+
+
+def _read_at_most(descriptor: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(descriptor, limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _log_written(credentials: Credentials, profile: str, path: str) -> None:
+    """Say what was written: the access key id and expiry, never the secret key or token."""
+    logger.info(
+        "Wrote %s to [%s] of %s, valid until %s.",
+        credentials.access_key_id,
+        profile,
+        path,
+        format_expiration(credentials.expiration),
+    )
 
 
 def run(args: Any) -> int:
     """Write once (``--once``) or until SIGTERM/SIGINT; 0 on a clean stop."""
-    setup_logging(
-        args.verbose, quiet_level=logging.WARNING if args.once else logging.INFO, timestamps=True
-    )
+    setup_logging(args.verbose, quiet_level=logging.INFO, timestamps=True)
     settings = resolve(args)
     path = credentials_file_path(args.credentials_file)
     profile = args.credentials_profile or settings.profile or "default"
     # Refuse a broken file before any network traffic.
     render_credentials_file(
-        _read(path), profile, credential_values("x", "x", "x", "x"), origin=f"The file {path!r}"
+        _read(path)[0], profile, credential_values("x", "x", "x", "x"), origin=f"The file {path!r}"
     )
     with build_provider(settings) as provider:
         if args.once:
             credentials = provider.fetch()
             write_credentials(path, profile, credentials)
-            logger.info("Wrote %s to [%s] of %s.", credentials.access_key_id, profile, path)
+            _log_written(credentials, profile, path)
             return 0
         cache = CredentialCache(provider.fetch, clock=utcnow, background=False)
         return _keep_fresh(cache, path, profile)
