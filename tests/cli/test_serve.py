@@ -480,6 +480,10 @@ def test_an_explicit_token_file_is_removed_at_exit(
 ) -> None:
     token_file = tmp_path / "run" / "serve.token"
     token_file.parent.mkdir()
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    left_behind = token_file.parent / f".serve.token.{finished.pid}.0badc0de.tmp"
+    left_behind.write_text("a token from a serve killed while writing it")
     with cli.background("serve", "--port", "0", "--token-file", str(token_file), *flags) as (
         process
     ):
@@ -489,7 +493,7 @@ def test_an_explicit_token_file_is_removed_at_exit(
         _, err = stop(process)
     assert process.returncode == 0, err
     assert not token_file.exists()
-    assert list(token_file.parent.iterdir()) == [], "no temporary file either"
+    assert list(token_file.parent.iterdir()) == [], "no temporary file either, ours or older"
 
 
 def test_a_token_file_rewritten_by_someone_else_is_left_alone(

@@ -46,6 +46,7 @@ from .._refresh import CredentialCache, RefreshPolicy
 from ..exceptions import ConfigurationError, CredentialHelperError
 from ._cache import cache_directory
 from ._options import add_common_options, build_provider, resolve, setup_logging
+from ._private_file import remove_stale_temporaries, write_private_file
 
 if TYPE_CHECKING:
     import argparse
@@ -916,20 +917,16 @@ def _default_token_dir(environ: Mapping[str, str]) -> str:
 
 
 def _write_token(path: Optional[str], port: int, token: str) -> str:
-    """Write the token to a 0600 file (temp file + rename) and return the file's path."""
+    """Write the token to a new 0600 file of this user and return the file's path."""
     if path is None:
         directory = _default_token_dir(os.environ)
         _private_directory(directory)
         path = os.path.join(directory, f"serve-{port}.token")
     path = os.path.abspath(os.path.expanduser(path))
-    temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    remove_stale_temporaries(path)
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(token)
-        os.replace(temporary, path)
+        write_private_file(path, token.encode(), existing=None)
     except OSError as exc:
-        _remove(temporary)
         raise ConfigurationError(
             f"Cannot write the token file {path!r}: {exc.strerror}. Pass a --token-file in an "
             "existing directory this user can write to."
@@ -968,8 +965,3 @@ def _private_directory(directory: str) -> None:
             f"{directory!r} is not a private directory of this user (mode 0700): fix it or "
             "pass --token-file."
         )
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
