@@ -173,11 +173,16 @@ class _LineStream:
         return out
 
     def finish(self) -> bytes:
-        """What is left: an unfinished last line (redacted), and the end of an open block."""
-        rest = _TOO_LONG if self._dropping else self._redact(bytes(self._partial))
+        """What is left, redacted; an unfinished last line comes out ended.
+
+        The newline keeps whatever is written next (by Python at exit, say) on its own line.
+        """
+        rest = self._redact(bytes(self._partial)) + self._redactor.finish().encode()
+        if self._dropping:
+            rest = _TOO_LONG
         self._partial.clear()
         self._dropping = False
-        return rest + self._redactor.finish().encode()
+        return rest if rest.endswith(b"\n") or not rest else rest + b"\n"
 
     def _redact(self, data: bytes) -> bytes:
         return self._redactor.text(data.decode("utf-8", "replace")).encode()
@@ -436,13 +441,13 @@ def _start_forwarding(read_fd: int) -> None:
 
 
 def _at_exit(forwarder: _Forwarder, flusher: Optional[_Flusher]) -> None:
-    """Copy out the log's last lines, then quiet awscrt.
+    """Quiet awscrt, then copy out the log's last lines.
 
     Daemon threads stop during finalisation; lines awscrt logged after that would fill the
     pipe and block awscrt's logging thread, and C's exit() flush with it. So the level drops
-    to NoLogs once the last lines are out.
+    to NoLogs first: what was logged before the exit comes out, nothing after.
     """
+    _set_level(crt_io.LogLevel.NoLogs)
     if flusher is not None:
         flusher.flush_now(_EXIT_FLUSH_WAIT)
     forwarder.drain()
-    _set_level(crt_io.LogLevel.NoLogs)
