@@ -46,8 +46,10 @@ logger = logging.getLogger(__name__)
 #: difference between clocks is noise, above it we trust the server's clock and say so.
 CLOCK_SKEW_TOLERANCE = timedelta(seconds=5)
 
-_ROLE_ALIAS = re.compile(r"^[\w=,@-]{1,128}$")
-_THING_NAME = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
+# ASCII classes matched in full: ``\w`` takes any Unicode letter and ``$`` a trailing newline,
+# which would reach the request line and fail as "not valid HTTP".
+_ROLE_ALIAS = re.compile(r"[A-Za-z0-9_=,@-]{1,128}")
+_THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 _MAX_MESSAGE = 200  # characters of a non-JSON body quoted in an error
 
 # The service's documented refusals, by (status, message): our class for each.
@@ -77,7 +79,7 @@ class Response(NamedTuple):
 
 def validate_role_alias(role_alias: str) -> str:
     """Return ``role_alias`` if it is a valid alias name (it goes into the URL path unescaped)."""
-    if not _ROLE_ALIAS.match(role_alias):
+    if not _ROLE_ALIAS.fullmatch(role_alias):
         raise ValueError(
             f"Role alias {role_alias!r} is not valid: 1-128 letters, digits or '_=,@-'."
         )
@@ -86,7 +88,7 @@ def validate_role_alias(role_alias: str) -> str:
 
 def validate_thing_name(thing_name: str) -> str:
     """Return ``thing_name`` if AWS IoT could have such a thing (it goes into a header)."""
-    if not _THING_NAME.match(thing_name):
+    if not _THING_NAME.fullmatch(thing_name):
         raise ValueError(f"Thing name {thing_name!r} is not valid: 1-128 letters, digits or ':_-'.")
     return thing_name
 
