@@ -414,3 +414,29 @@ def test_close_interrupts_a_backoff_wait(make_provider: ProviderFactory, server:
     thread.join(10)
     assert not thread.is_alive()
     assert len(outcome) == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        pytest.param({"role_alias": "alias\n"}, "Role alias", id="alias-newline"),
+        pytest.param({"role_alias": "ålias"}, "Role alias", id="alias-non-ascii"),
+        pytest.param({"role_alias": "alias\u0660"}, "Role alias", id="alias-arabic-digit"),
+        pytest.param({"thing_name": "thing\n"}, "Thing name", id="thing-newline"),
+        pytest.param({"thing_name": "thïng"}, "Thing name", id="thing-non-ascii"),
+    ],
+)
+def test_names_are_refused_whole_and_in_ascii(
+    make_provider: ProviderFactory,
+    server: TlsServer,
+    overrides: dict[str, str],
+    fragment: str,
+) -> None:
+    """A trailing newline or a non-ASCII letter would fail later as "not valid HTTP"."""
+    with pytest.raises(errors.ConfigurationError, match=fragment):
+        make_provider(**overrides)
+    assert server.request_count == 0
+
+
+def test_every_character_an_alias_may_hold_is_accepted(make_provider: ProviderFactory) -> None:
+    make_provider(role_alias="Az09_=,@-", thing_name="Az09:_-").close()
