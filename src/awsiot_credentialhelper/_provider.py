@@ -9,6 +9,7 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Callable, Optional, TypeVar, Union
 
+from ._arguments import check_max_attempts, check_timeout
 from ._clock import Clock, utcnow
 from ._credentials import Credentials
 from ._endpoint import Endpoint, parse_endpoint
@@ -91,13 +92,12 @@ class IotCredentialProvider:
         trust_env: bool = True,
         clock: Clock = utcnow,
     ) -> None:
-        if timeout <= 0:
-            raise ConfigurationError(f"timeout must be positive, got {timeout!r}.")
+        # Argument errors first: nothing is read or judged until the arguments make sense.
+        self.timeout = check_timeout(timeout)
+        self._retry = RetryPolicy(check_max_attempts(max_attempts))
         self.endpoint: Endpoint = parse_endpoint(endpoint)
         self.role_alias = _checked(validate_role_alias, role_alias)
         self.thing_name = _checked(validate_thing_name, thing_name) if thing_name else None
-        self.timeout = timeout
-        self._retry = _checked(RetryPolicy, max_attempts)
         self._clock = clock
         certificate_pem = read_pem(certificate, what="certificate")
         check_validity(certificate_dates(certificate_pem), clock())

@@ -85,7 +85,10 @@ def test_malformed_config_message_does_not_quote_the_file(tmp_path: Path) -> Non
     ("variable", "value", "message"),
     [
         ("AWSIOT_CREDENTIAL_TIMEOUT", "soon", "must be a number"),
-        ("AWSIOT_CREDENTIAL_TIMEOUT", "0", "must be positive"),
+        ("AWSIOT_CREDENTIAL_TIMEOUT", "0", "above 0"),
+        ("AWSIOT_CREDENTIAL_TIMEOUT", "1e10", "at most 86400"),
+        ("AWSIOT_CREDENTIAL_TIMEOUT", "inf", "at most 86400"),
+        ("AWSIOT_CREDENTIAL_TIMEOUT", "nan", "got nan"),
         ("AWSIOT_CREDENTIAL_PKCS11_SLOT_ID", "-1", "must be positive"),
         ("AWSIOT_CREDENTIAL_NO_VERIFY_PEER", "perhaps", "true or false"),
     ],
@@ -94,6 +97,13 @@ def test_values_are_validated_naming_their_source(variable: str, value: str, mes
     with pytest.raises(ConfigurationError, match=message) as caught:
         resolve(_parse(), {variable: value})
     assert variable in str(caught.value)
+
+
+def test_a_timeout_flag_out_of_range_names_the_flag() -> None:
+    """--timeout 1e10 crashed every fetch with OverflowError (awscrt takes 32-bit milliseconds)."""
+    with pytest.raises(ConfigurationError, match=r"--timeout must be .* got 10000000000\.0"):
+        resolve(_parse("--timeout", "1e10"), {})
+    assert resolve(_parse("--timeout", "86400"), {}).timeout == 86400.0
 
 
 def test_bool_variables() -> None:

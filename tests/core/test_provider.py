@@ -440,3 +440,37 @@ def test_names_are_refused_whole_and_in_ascii(
 
 def test_every_character_an_alias_may_hold_is_accepted(make_provider: ProviderFactory) -> None:
     make_provider(role_alias="Az09_=,@-", thing_name="Az09:_-").close()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "shown"),
+    [
+        pytest.param({"timeout": 1e10}, "10000000000.0", id="timeout-1e10"),
+        pytest.param({"timeout": float("inf")}, "inf", id="timeout-inf"),
+        pytest.param({"timeout": float("nan")}, "nan", id="timeout-nan"),
+        pytest.param({"timeout": -1}, "-1", id="timeout-negative"),
+        pytest.param({"timeout": 86401}, "86401", id="timeout-over-a-day"),
+        pytest.param({"timeout": "30"}, "'30'", id="timeout-str"),
+        pytest.param({"timeout": True}, "True", id="timeout-bool"),
+        pytest.param({"max_attempts": 0}, "0", id="attempts-0"),
+        pytest.param({"max_attempts": 11}, "11", id="attempts-11"),
+        pytest.param({"max_attempts": 10**30}, str(10**30), id="attempts-huge"),
+        pytest.param({"max_attempts": True}, "True", id="attempts-bool"),
+        pytest.param({"max_attempts": 2.5}, "2.5", id="attempts-float"),
+    ],
+)
+def test_timeout_and_attempts_outside_their_range_are_refused(
+    make_provider: ProviderFactory, overrides: dict[str, object], shown: str
+) -> None:
+    """1e10 or inf seconds overflowed awscrt's 32-bit milliseconds on every fetch; nan passed."""
+    (name,) = overrides
+    with pytest.raises(errors.ConfigurationError) as caught:
+        make_provider(**overrides)
+    assert name in str(caught.value)
+    assert shown in str(caught.value)
+
+
+def test_the_largest_timeout_and_attempts_are_accepted(
+    make_provider: ProviderFactory, server: TlsServer
+) -> None:
+    assert make_provider(timeout=86400, max_attempts=10).fetch().access_key_id == "ASIATEST"

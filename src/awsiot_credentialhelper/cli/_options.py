@@ -12,6 +12,7 @@ import os
 import sys
 
 from .. import _environment as env
+from .._arguments import check_timeout
 from ..exceptions import ConfigurationError, ConflictingOptionsError, CredentialFileError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up time
@@ -424,7 +425,9 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
         number: Union[int, float] = int(text) if option.kind == "int" else float(text)
     except ValueError:
         raise ConfigurationError(f"{source} must be a number, got {text[:40]!r}.") from None
-    if number < 0 or (option.kind == "float" and not 0 < number < float("inf")):
+    if option.name == "timeout":
+        return check_timeout(number, name=source)
+    if number < 0:
         raise ConfigurationError(f"{source} must be positive, got {text!r}.")
     return number
 
