@@ -3,7 +3,20 @@
 botocore refreshes 15 minutes (advisory) and 10 minutes (mandatory) before expiry, whatever the
 lifetime: with a 900-second role alias that means a fetch on every API call and, after five
 minutes, every call blocking on it. Here the windows scale with the lifetime, and a background
-thread refreshes at the advisory point so that, in steady state, no API call waits for a fetch.
+thread refreshes inside the advisory window so that, in steady state, no API call waits.
+
+Three rules keep this working on devices that run for months:
+
+- **Time held is measured on the monotonic clock.** The time left is the smaller of what the
+  monotonic clock says (lifetime by the server's clock, minus the time since the fetch) and what
+  the wall clock says (expiration minus now, corrected by the server's ``Date``): a wall clock
+  stepped back by NTP cannot keep expired credentials, and one stepped forward costs one fetch.
+- **Every failure schedules the next attempt** (capped exponential backoff with full jitter),
+  until one succeeds or :meth:`CredentialCache.stop` is called; the current credentials stay in
+  use while they are usable, and callers get the last error once they are not.
+- **The refresh point is drawn at random** within a band of the advisory window, widely for the
+  first refresh after start and narrowly after that: a fleet that boots in the same minute (a
+  power cut) spreads its fetches out within a cycle or two, instead of refreshing in lockstep.
 """
 
 from __future__ import annotations
@@ -14,10 +27,12 @@ import random
 import threading
 import weakref
 from datetime import timedelta
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
-from ._clock import Clock
+from ._clock import Clock, Monotonic, monotonic
 from ._credentials import Credentials
+from ._lifetime import MAX_LIFETIME_SECONDS
+from ._retry import Backoff
 from .exceptions import CredentialHelperError
 
 __all__ = ["DEFAULT_REFRESH_POLICY", "CredentialCache", "RefreshPolicy"]
@@ -31,8 +46,9 @@ class RefreshPolicy:
 
     Attributes:
         advisory_fraction: Refresh (in the background, or by one caller without blocking the
-            others) once this fraction of the lifetime is left. At 0.5, a 900 s alias is
-            fetched every 450 s: 8 fetches an hour instead of one per API call.
+            others) at the latest once this fraction of the lifetime is left. At 0.5, a 900 s
+            alias is fetched every 450 s or a little sooner: 8 fetches an hour instead of one
+            per API call.
         advisory_cap: Never refresh earlier than this before expiry (12-hour credentials are
             refreshed an hour before they expire, not six).
         mandatory_fraction: Below this fraction left, every caller waits for fresh credentials,
@@ -40,7 +56,13 @@ class RefreshPolicy:
         mandatory_floor: ...but never less than this before expiry: a request signed now must
             still be valid when the service receives it.
         mandatory_cap: ...and never more than this.
-        retry_delay: First wait after a failed advisory refresh; doubles, with jitter.
+        retry_delay: The longest wait after the first failed refresh; it doubles with each
+            failure in a row, and each wait is drawn at random below it (full jitter).
+        max_retry_delay: The longest wait between attempts, however many failed.
+        jitter: The refresh point is drawn between the advisory margin and this fraction of
+            the way from it to the mandatory margin, anew for each credentials.
+        first_jitter: The same for the first refresh after start, wider, to spread a fleet
+            that started together.
     """
 
     advisory_fraction: float = 0.5
@@ -49,12 +71,20 @@ class RefreshPolicy:
     mandatory_floor: timedelta = timedelta(seconds=60)
     mandatory_cap: timedelta = timedelta(minutes=5)
     retry_delay: timedelta = timedelta(seconds=10)
+    max_retry_delay: timedelta = timedelta(minutes=2)
+    jitter: float = 0.2
+    first_jitter: float = 0.8
 
     def __post_init__(self) -> None:
         if not 0 < self.mandatory_fraction < self.advisory_fraction < 1:
             raise ValueError("need 0 < mandatory_fraction < advisory_fraction < 1")
+        if not (0 <= self.jitter < 1 and 0 <= self.first_jitter < 1):
+            raise ValueError("need 0 <= jitter < 1 and 0 <= first_jitter < 1")
+        if not timedelta(0) < self.retry_delay <= self.max_retry_delay:
+            raise ValueError("need 0 < retry_delay <= max_retry_delay")
 
     def advisory_margin(self, lifetime: timedelta) -> timedelta:
+        """The latest refresh point, as time left before expiry."""
         return min(lifetime * self.advisory_fraction, self.advisory_cap)
 
     def mandatory_margin(self, lifetime: timedelta) -> timedelta:
@@ -64,18 +94,49 @@ class RefreshPolicy:
         # A lifetime so short that the floor would exceed the advisory margin: keep the order.
         return min(margin, self.advisory_margin(lifetime) / 2)
 
+    def refresh_margin(self, lifetime: timedelta, draw: float, *, first: bool = False) -> timedelta:
+        """The refresh point for credentials of ``lifetime``, for a uniform ``draw`` in [0, 1).
+
+        Always inside the advisory window and outside the mandatory one, whatever the draw.
+        """
+        advisory = self.advisory_margin(lifetime)
+        mandatory = self.mandatory_margin(lifetime)
+        spread = self.first_jitter if first else self.jitter
+        return advisory - (advisory - mandatory) * spread * draw
+
+    def backoff(self) -> Backoff:
+        """The waits between failed refreshes."""
+        base = self.retry_delay.total_seconds()
+        return Backoff(base, self.max_retry_delay.total_seconds(), floor=min(1.0, base))
+
 
 DEFAULT_REFRESH_POLICY = RefreshPolicy()
 
 Fetch = Callable[[], Credentials]
 
 
+class _Held(NamedTuple):
+    """Credentials and what the schedule needs to know about them."""
+
+    credentials: Credentials
+    #: Monotonic seconds when they arrived.
+    fetched_at: float
+    #: Seconds they were issued for by the server's clock, at most the service's maximum.
+    lifetime: float
+    #: Refresh once this many seconds or fewer are left (drawn once for these credentials).
+    refresh_margin: float
+    #: Below this many seconds left, callers wait for a refresh.
+    mandatory_margin: float
+
+
 class CredentialCache:
     """Holds the current credentials and refreshes them by :class:`RefreshPolicy`.
 
     Thread-safe: however many threads call :meth:`get` while credentials expire, one fetch is
-    made. With ``background=True`` a daemon thread refreshes at the advisory point; call
-    :meth:`stop` (or let the process exit) to end it.
+    made, and every caller waiting for it gets its outcome. With ``background=True`` a daemon
+    thread refreshes inside the advisory window and retries after failures; :meth:`start`
+    starts it at once (it then also makes the first fetch), else the first :meth:`get` does.
+    Call :meth:`stop` (or let the process exit) to end it.
     """
 
     def __init__(
@@ -85,20 +146,32 @@ class CredentialCache:
         clock: Clock,
         policy: RefreshPolicy = DEFAULT_REFRESH_POLICY,
         background: bool = True,
+        monotonic: Monotonic = monotonic,
+        rng: Optional[random.Random] = None,
     ) -> None:
         self._fetch = fetch
         self._clock = clock
+        self._monotonic = monotonic
         self._policy = policy
+        self._backoff = policy.backoff()
         self._background = background
-        self._credentials: Optional[Credentials] = None
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._held: Optional[_Held] = None
+        # Outcome of the attempts so far; written under _fetch_lock.
+        self._attempts = 0
+        self._failures = 0
+        self._last_error: Optional[BaseException] = None
+        self._next_attempt = float("-inf")
         self._fetch_lock = threading.Lock()
+        self._changed = threading.Condition()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._thread_lock = threading.Lock()
-        self._rng = random.Random()  # noqa: S311 - retry jitter
         weakref.finalize(self, self._wake.set)  # a dropped cache wakes its thread to end it
         self.fetch_count = 0
+
+    # --- what callers use ------------------------------------------------------------------
 
     def get(self) -> Credentials:
         """Credentials valid beyond the mandatory margin, fetching only when the policy says so.
@@ -106,60 +179,137 @@ class CredentialCache:
         Raises:
             CredentialHelperError: a refresh that had to succeed failed.
         """
-        current = self._credentials
-        if current is None or self._must_refresh(current):
-            current = self._refresh_blocking()
-        elif self._advisory_due(current) and not self._background_alive():
-            current = self._refresh_if_free(current)
+        held = self._held
+        if held is None or self._remaining(held) <= held.mandatory_margin:
+            held = self._refresh_blocking(held)
+        elif self._remaining(held) <= held.refresh_margin and not self._background_alive():
+            held = self._refresh_if_free(held)
         self._ensure_background()
-        return current
+        return held.credentials
 
     @property
     def current(self) -> Optional[Credentials]:
-        """The credentials held now, without refreshing."""
-        return self._credentials
+        """The credentials held now, without refreshing (they may be used up)."""
+        held = self._held
+        return held.credentials if held is not None else None
+
+    def remaining(self) -> Optional[timedelta]:
+        """Time left on the current credentials (see the module docstring), or ``None``."""
+        held = self._held
+        return timedelta(seconds=self._remaining(held)) if held is not None else None
+
+    def usable(self, minimum: timedelta) -> Optional[Credentials]:
+        """The current credentials if more than ``minimum`` is left on them, else ``None``."""
+        held = self._held
+        if held is None or self._remaining(held) <= minimum.total_seconds():
+            return None
+        return held.credentials
+
+    @property
+    def last_error(self) -> Optional[BaseException]:
+        """Why the latest attempt failed; ``None`` once one succeeds."""
+        return self._last_error
+
+    @property
+    def failures(self) -> int:
+        """Attempts failed in a row."""
+        return self._failures
+
+    def wait_for_change(self, than: Optional[Credentials], timeout: float) -> Optional[Credentials]:
+        """Wait until the credentials are not ``than``, an attempt fails, or ``timeout`` passes.
+
+        Returns:
+            The credentials held then.
+        """
+        with self._changed:
+            if self.current is than and not self._stop.is_set():
+                self._changed.wait(timeout)
+        return self.current
+
+    def start(self) -> None:
+        """Start refreshing in the background now; the first fetch happens there."""
+        self._background = True
+        self._ensure_background()
 
     def stop(self) -> None:
         """End the background thread; later calls to :meth:`get` still work, refreshing inline."""
         self._stop.set()
         self._wake.set()
+        with self._changed:
+            self._changed.notify_all()
         with self._thread_lock:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
 
-    # --- policy ----------------------------------------------------------------------------
+    def step(self) -> float:
+        """One pass of the background loop: fetch if it is time.
 
-    def _remaining(self, credentials: Credentials) -> timedelta:
-        return credentials.remaining(self._clock())
+        Returns:
+            Seconds until the next pass is due.
+        """
+        held = self._held
+        now = self._monotonic()
+        if now < self._next_attempt:  # backing off after a failure
+            return self._next_attempt - now
+        if held is not None:
+            due_in = self._remaining(held, now) - held.refresh_margin
+            if due_in > 0:
+                return due_in
+        try:
+            self._attempt(held)
+        except Exception as error:
+            self._log_background_failure(held, error)
+        return 0.0
 
-    def _must_refresh(self, credentials: Credentials) -> bool:
-        margin = self._policy.mandatory_margin(credentials.lifetime)
-        return self._remaining(credentials) <= margin
+    # --- the schedule ----------------------------------------------------------------------
 
-    def _advisory_due(self, credentials: Credentials) -> bool:
-        margin = self._policy.advisory_margin(credentials.lifetime)
-        return self._remaining(credentials) <= margin
+    def _remaining(self, held: _Held, now: Optional[float] = None) -> float:
+        """Seconds left: the smaller of the monotonic and the wall clock's view."""
+        if now is None:
+            now = self._monotonic()
+        by_monotonic = held.fetched_at + held.lifetime - now
+        by_wall_clock = held.credentials.remaining(self._clock()).total_seconds()
+        return min(by_monotonic, by_wall_clock)
 
-    # --- fetching --------------------------------------------------------------------------
+    def _hold(self, credentials: Credentials, *, first: bool) -> _Held:
+        lifetime = credentials.lifetime
+        capped = min(lifetime.total_seconds(), MAX_LIFETIME_SECONDS)
+        margin = self._policy.refresh_margin(lifetime, self._rng.random(), first=first)
+        return _Held(
+            credentials,
+            fetched_at=self._monotonic(),
+            lifetime=capped,
+            refresh_margin=min(margin.total_seconds(), capped),
+            mandatory_margin=self._policy.mandatory_margin(lifetime).total_seconds(),
+        )
 
-    def _refresh_blocking(self) -> Credentials:
+    # --- fetching: one attempt at a time, its outcome shared -------------------------------
+
+    def _refresh_blocking(self, expected: Optional[_Held]) -> _Held:
+        attempts_seen = self._attempts
         with self._fetch_lock:
-            current = self._credentials
-            if current is not None and not self._must_refresh(current):
-                return current  # another thread refreshed while we waited
-            return self._store(self._fetch())
+            if self._held is not expected:
+                return self._checked_held()  # another thread refreshed while we waited
+            if self._attempts != attempts_seen and self._last_error is not None:
+                raise self._last_error  # the attempt we waited for failed: share its outcome
+            return self._attempt_locked(expected)
 
-    def _refresh_if_free(self, current: Credentials) -> Credentials:
-        """One caller refreshes; the others go on with the still-valid credentials."""
+    def _checked_held(self) -> _Held:
+        held = self._held
+        assert held is not None  # noqa: S101 - only called after a successful attempt
+        return held
+
+    def _refresh_if_free(self, current: _Held) -> _Held:
+        """One caller refreshes early; the others go on with the still-valid credentials."""
         if not self._fetch_lock.acquire(blocking=False):
             return current
         try:
-            if self._credentials is not current:
-                return self._credentials or current
+            if self._held is not current:
+                return self._held or current
             try:
-                return self._store(self._fetch())
-            except CredentialHelperError as error:
+                return self._attempt_locked(current)
+            except Exception as error:
                 logger.warning(
                     "Advisory credential refresh failed; the current credentials stay in use "
                     "for %s more. Cause: %s",
@@ -170,11 +320,80 @@ class CredentialCache:
         finally:
             self._fetch_lock.release()
 
-    def _store(self, credentials: Credentials) -> Credentials:
-        self._credentials = credentials
+    def _attempt(self, expected: Optional[_Held]) -> _Held:
+        with self._fetch_lock:
+            if self._held is not expected:
+                return self._checked_held()
+            return self._attempt_locked(expected)
+
+    def _attempt_locked(self, previous: Optional[_Held]) -> _Held:
+        """Fetch once; on failure schedule the next attempt and re-raise."""
+        try:
+            credentials = self._fetch()
+        except BaseException as error:
+            self._record_failure(previous, error)
+            raise
+        held = self._hold(credentials, first=previous is None)
+        if self._failures:
+            logger.warning(
+                "Credential refresh recovered after %d failed attempt(s).", self._failures
+            )
+        self._held = held
+        self._attempts += 1
+        self._failures = 0
+        self._last_error = None
+        self._next_attempt = float("-inf")
         self.fetch_count += 1
+        self._notify()
+        return held
+
+    def _record_failure(self, previous: Optional[_Held], error: BaseException) -> None:
+        self._attempts += 1
+        self._failures += 1
+        self._last_error = error
+        delay = self._backoff.delay(self._failures, self._rng)
+        if previous is not None:
+            # While the credentials are still good, retry before callers would have to wait.
+            until_mandatory = self._remaining(previous) - previous.mandatory_margin
+            if until_mandatory > 0:
+                delay = min(delay, max(until_mandatory / 2, self._backoff.floor))
+        self._next_attempt = self._monotonic() + delay
+        self._notify()
+
+    def _notify(self) -> None:
         self._wake.set()
-        return credentials
+        with self._changed:
+            self._changed.notify_all()
+
+    def _log_background_failure(self, held: Optional[_Held], error: Exception) -> None:
+        """Once per episode of failures at warning level (with a traceback if unexpected)."""
+        retry_in = max(self._next_attempt - self._monotonic(), 0.0)
+        if self._failures > 1:
+            logger.debug(
+                "Background credential refresh failed again (%d in a row); next attempt in "
+                "%.0f s. Cause: %s",
+                self._failures,
+                retry_in,
+                error,
+            )
+            return
+        if held is None:
+            still = "there are no credentials yet"
+        else:
+            left = self._remaining(held)
+            still = (
+                f"the current credentials stay in use for {_humanize(left)} more"
+                if left > 0
+                else "the current credentials have run out"
+            )
+        logger.warning(
+            "Background credential refresh failed; %s. Retrying with backoff (next attempt in "
+            "%.0f s) until it works. Cause: %s",
+            still,
+            retry_in,
+            error,
+            exc_info=not isinstance(error, CredentialHelperError),
+        )
 
     # --- the background thread -------------------------------------------------------------
 
@@ -196,51 +415,9 @@ class CredentialCache:
             )
             self._thread.start()
 
-    def background_step(self, failures: int) -> tuple[int, float]:
-        """One pass of the background loop: refresh if it is time.
 
-        Returns:
-            The count of refreshes failed in a row, and the seconds to sleep before the next pass.
-        """
-        current = self._credentials
-        if current is None:
-            return failures, _IDLE_WAIT
-        due_in = self._remaining(current) - self._policy.advisory_margin(current.lifetime)
-        if failures:
-            due_in = max(due_in, self._retry_delay(failures, current))
-        if due_in > timedelta(0):
-            return failures, due_in.total_seconds()
-        return self._background_refresh(current, failures), 0.0
-
-    def _background_refresh(self, current: Credentials, failures: int) -> int:
-        with self._fetch_lock:
-            if self._credentials is not current:
-                return 0
-            try:
-                self._store(self._fetch())
-            except CredentialHelperError as error:
-                logger.warning(
-                    "Background credential refresh failed (%d in a row); the current "
-                    "credentials stay in use for %s more. Cause: %s",
-                    failures + 1,
-                    _humanize(self._remaining(current)),
-                    error,
-                )
-                return failures + 1
-            except Exception:
-                logger.exception("Background credential refresh crashed; it will be retried.")
-                return failures + 1
-        return 0
-
-    def _retry_delay(self, failures: int, current: Credentials) -> timedelta:
-        """Exponential backoff with jitter, but always retry before the mandatory margin."""
-        base = self._policy.retry_delay * (2 ** min(failures - 1, 10))
-        jittered: timedelta = base * self._rng.uniform(0.5, 1.0)
-        until_mandatory = self._remaining(current) - self._policy.mandatory_margin(current.lifetime)
-        return max(min(jittered, until_mandatory / 2), timedelta(seconds=1))
-
-
-#: How long an idle background thread sleeps before checking whether its cache still exists.
+#: The longest a background thread sleeps before looking again: it notices a dropped cache, and
+#: a wall clock stepped forward, within this.
 _IDLE_WAIT = 60.0
 
 
@@ -249,18 +426,21 @@ def _run_background(
 ) -> None:
     """The refresh loop. It holds its cache only weakly, between waits: a cache that its owner
     dropped without calling ``stop()`` is collected, and the thread then ends by itself."""
-    failures = 0
     while not stop.is_set():
         wake.clear()
         cache = cache_ref()
         if cache is None:
             return
-        failures, wait = cache.background_step(failures)
+        try:
+            wait = cache.step()
+        except Exception:  # step() catches fetch failures; this is a last resort
+            logger.exception("The credential refresh loop failed; it goes on.")
+            wait = _IDLE_WAIT
         del cache
-        if wait:
+        if wait > 0:
             wake.wait(min(wait, _IDLE_WAIT))
 
 
-def _humanize(duration: timedelta) -> str:
-    seconds = int(duration.total_seconds())
-    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+def _humanize(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 60} min {whole % 60} s" if whole >= 60 else f"{whole} s"

@@ -1,20 +1,47 @@
-"""Bounded exponential backoff with full jitter, for failures that retrying can cure."""
+"""Capped exponential backoff with full jitter: the one schedule every retrying loop uses."""
 
 from __future__ import annotations
 
 import random
 
-__all__ = ["DEFAULT_MAX_ATTEMPTS", "RetryPolicy"]
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "Backoff", "RetryPolicy"]
 
 #: One try and two retries: enough for a dropped packet or a brief 503, short enough that a
 #: real outage surfaces quickly to the caller (who may retry on its own schedule).
 DEFAULT_MAX_ATTEMPTS = 3
 
 
-class RetryPolicy:
-    """How many attempts, and how long to wait between them ("full jitter", as AWS SDKs do)."""
+class Backoff:
+    """How long to wait after the n-th failure in a row, counted from that failure.
 
-    __slots__ = ("base_delay", "max_attempts", "max_delay")
+    The wait is uniform in ``[floor, min(cap, base * 2**(n - 1))]`` ("full jitter", as AWS SDKs
+    and AWS's IoT Lens advise): devices that failed together do not retry together.
+    """
+
+    __slots__ = ("base", "cap", "floor")
+
+    def __init__(self, base: float, cap: float, floor: float = 0.0) -> None:
+        if not 0 <= floor <= base <= cap:
+            raise ValueError(f"need 0 <= floor <= base <= cap, got {floor}, {base}, {cap}")
+        self.base = base
+        self.cap = cap
+        self.floor = floor
+
+    def ceiling(self, failures: int) -> float:
+        """The longest wait after ``failures`` failures in a row (at least one)."""
+        return min(self.cap, self.base * 2.0 ** min(max(failures, 1) - 1, 62))
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        return rng.uniform(self.floor, max(self.floor, self.ceiling(failures)))
+
+    def __repr__(self) -> str:
+        return f"Backoff(base={self.base}, cap={self.cap}, floor={self.floor})"
+
+
+class RetryPolicy:
+    """Attempts within one fetch, and the backoff between them."""
+
+    __slots__ = ("backoff", "max_attempts")
 
     def __init__(
         self,
@@ -27,10 +54,8 @@ class RetryPolicy:
         if base_delay < 0 or max_delay < 0:
             raise ValueError("retry delays must not be negative")
         self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
+        self.backoff = Backoff(base_delay, max(base_delay, max_delay))
 
     def delay(self, failed_attempts: int, rng: random.Random) -> float:
         """Seconds to wait after ``failed_attempts`` failures: uniform in [0, base * 2^(n-1)]."""
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (failed_attempts - 1))
-        return rng.uniform(0.0, ceiling)
+        return self.backoff.delay(failed_attempts, rng)

@@ -62,7 +62,8 @@ def test_900_second_alias_at_10_calls_per_second_fetches_8_times_an_hour(
     server: TlsServer, clock: FakeClock, make_session_provider: SessionProviderFactory
 ) -> None:
     server.set_default(issuing(clock, timedelta(seconds=900)))
-    provider = make_session_provider(refresh_in_background=False)
+    unjittered = RefreshPolicy(jitter=0, first_jitter=0)
+    provider = make_session_provider(refresh_in_background=False, refresh_policy=unjittered)
     credentials = credentials_of(provider)
     for _ in range(36_000):  # one hour of API calls, ten a second
         credentials.get_frozen_credentials()
@@ -122,11 +123,12 @@ def test_failed_advisory_refresh_keeps_last_good_credentials(
     credentials = credentials_of(provider)
     assert credentials.get_frozen_credentials().access_key == "ASIA000001"
     server.set_default(Reply(status=503, body=error_body("down")))
-    clock.advance(500)  # advisory window: the refresh fails, the old credentials serve on
+    # 120 s left: past any refresh point drawn (162-450 s left), not yet mandatory (90 s).
+    clock.advance(780)  # the refresh fails, the old credentials serve on
     with caplog.at_level(logging.WARNING):
         assert credentials.get_frozen_credentials().access_key == "ASIA000001"
     assert "Advisory credential refresh failed" in caplog.text
-    clock.advance(350)  # mandatory window: now the failure reaches the caller
+    clock.advance(70)  # mandatory window: now the failure reaches the caller
     with pytest.raises(errors.ServiceUnavailableError):
         credentials.get_frozen_credentials()
 
