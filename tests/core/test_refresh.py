@@ -146,7 +146,7 @@ def test_device_clock_behind_refreshes_by_server_time(
     with caplog.at_level(logging.WARNING):
         credentials.get_frozen_credentials()
     assert "-172800 s off the server's" in caplog.text
-    clock.advance(460)  # by the server's clock the credentials are past half-life
+    clock.advance(750)  # by the server's clock past any refresh point drawn (162-450 s left)
     credentials.get_frozen_credentials()
     assert server.request_count == 2
 
