@@ -279,5 +279,33 @@ def test_cache_entries_round_trip_and_judge_freshness_by_the_server_clock() -> N
         assert CacheEntry.parse(broken) is None
 
 
+@pytest.mark.parametrize(
+    ("expiration", "issued_at"),
+    [
+        pytest.param(50 * 365 * 86400.0, 0.0, id="lives-50-years"),
+        pytest.param(2 * 3600.0, 3600.0, id="issued-in-the-future-clock-went-back"),
+        pytest.param(-10.0, 0.0, id="expires-before-it-was-issued"),
+    ],
+)
+def test_an_entry_whose_times_cannot_be_right_is_never_fresh(
+    expiration: float, issued_at: float
+) -> None:
+    now = time.time()
+    entry = CacheEntry('{"Version": 1, "AccessKeyId": "A"}', now + expiration, now + issued_at, 0)
+    assert not entry.fresh(now)
+
+
+def test_an_answer_living_beyond_12_hours_is_refused_and_not_cached(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    server.set_default(Reply(body=credentials_body(timedelta(days=365 * 7000))))
+    result = cli.run("credential-process", *flags)
+    assert result.returncode == 1, result.stderr
+    assert "more than 12 hours" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not any(secret in result.stderr for secret in _SECRETS)
+    assert not list(cli.cache_dir.glob("*.cache"))
+
+
 def test_the_lock_wait_follows_the_library_default_timeout() -> None:
     assert FETCH_TIMEOUT == DEFAULT_TIMEOUT

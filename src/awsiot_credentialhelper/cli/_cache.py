@@ -16,6 +16,7 @@ import sys
 import time
 
 from .. import _environment as env
+from .._lifetime import plausible_remaining
 from ._options import Settings, is_pkcs11_uri
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up time
@@ -160,8 +161,12 @@ class CacheEntry:
         )
 
     def fresh(self, now: float) -> bool:
-        """Whether enough validity is left (judged by the server's clock) to serve it."""
-        remaining = self.expiration - (now + self.clock_skew)
+        """Whether enough validity is left (judged by the server's clock) to serve it.
+
+        An entry whose times cannot be right (see :func:`plausible_remaining`), e.g. because
+        this device's clock went back since it was written, is never fresh: it is fetched anew.
+        """
+        remaining = plausible_remaining(self.expiration, self.issued_at, now + self.clock_skew)
         return remaining > refresh_margin(self.expiration - self.issued_at)
 
     def serialize(self) -> bytes:
