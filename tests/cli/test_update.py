@@ -289,3 +289,23 @@ def test_layouts_botocore_reads_are_updated_for_botocore(
     text = cli.credentials_file.read_bytes().decode()
     assert text.startswith("[other]\raws_access_key_id = AKIAOTHER\r# note\u2028[device]\r")
     assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # configparser concatenates one message per bad line: quadratic, hours for a few MiB.
+        pytest.param("[a]\n" + "x\n" * 2_000_000, "(line 2): ParsingError", id="many-bad-lines"),
+        # Its option pattern backtracks over whitespace before the "=": quadratic per line.
+        pytest.param("[a]\nx" + " " * 500_000 + "y = 1\n", "spaces in a row", id="long-blank-run"),
+    ],
+)
+def test_files_configparser_would_take_hours_on_are_refused_at_once(
+    cli: Cli, server: TlsServer, flags: list[str], text: str, message: str
+) -> None:
+    cli.credentials_file.parent.mkdir(parents=True)
+    cli.credentials_file.write_text(text)
+    result = cli.run("update", "--once", *flags, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert cli.credentials_file.read_text() == text

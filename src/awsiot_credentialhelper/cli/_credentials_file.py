@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import io
+import re
 from collections.abc import Mapping
 from typing import Optional
 
@@ -36,6 +37,11 @@ _OPTION = configparser.RawConfigParser.OPTCRE
 _NONSPACE = configparser.RawConfigParser.NONSPACECRE
 _COMMENT_PREFIXES = ("#", ";")  # RawConfigParser's default comment_prefixes
 _LINE_ENDS = ("\r\n", "\r", "\n")
+#: configparser's option pattern backtracks over a run of blanks before the delimiter in time
+#: quadratic in its length (40,000 take 40 s); key lines with longer runs are refused.
+MAX_BLANK_RUN = 128
+_LONG_BLANK_RUN = re.compile(rf"\s{{{MAX_BLANK_RUN + 1}}}")
+_FIRST_DELIMITER = re.compile("[=:]")
 
 # Kinds of line, as configparser's reading loop classifies them.
 _HEADER = "header"
@@ -76,8 +82,8 @@ def render_credentials_file(
         if not value or any(ch in value for ch in "\r\n") or value != value.strip():
             raise ValueError(f"unusable value for {key}")  # our own bug, never user input
     lines = _split_lines(existing)
+    kinds = _classify(lines, origin)  # first: it refuses what configparser is slow to refuse
     before = _parse(lines, origin)
-    kinds = _classify(lines)
     span = _section_span(kinds, profile)
     if span is None:
         rendered = _append_section(existing, profile, values, _newline(lines))
@@ -123,31 +129,42 @@ def _parse(lines: list[str], origin: str) -> configparser.RawConfigParser:
     try:
         parser.read_file(line[: len(line) - len(_line_end(line))] + "\n" for line in lines)
     except configparser.Error as exc:
-        # Never quote the offending line: it may hold a secret key.
         line = getattr(exc, "lineno", None)
         if line is None and getattr(exc, "errors", None):
             line = exc.errors[0][0]  # type: ignore[attr-defined]
-        where = f" (line {line})" if line else ""
-        raise MalformedCredentialsFileError(
-            f"{origin} is not a valid AWS credentials file{where}: "
-            f"{type(exc).__name__}. Fix or move it; it was left untouched."
-        ) from None
+        raise _malformed(origin, line, type(exc).__name__) from None
     return parser
 
 
-def _classify(lines: list[str]) -> list[tuple[str, str]]:
+def _malformed(origin: str, line: Optional[int], cause: str) -> MalformedCredentialsFileError:
+    # Never quote the offending line: it may hold a secret key.
+    where = f" (line {line})" if line else ""
+    return MalformedCredentialsFileError(
+        f"{origin} is not a valid AWS credentials file{where}: {cause}. Fix or move it; it was "
+        "left untouched."
+    )
+
+
+def _classify(lines: list[str], origin: str) -> list[tuple[str, str]]:
     """Each line's kind and name (the section, or the option it sets or continues).
 
     The same decisions as ``RawConfigParser._read``: a line is a continuation when it is
     indented deeper than the line that started the current option, whatever it looks like;
     otherwise its stripped text is matched as a header, then as an option. Blank lines and
-    comments change nothing. The file has been parsed already, so every line fits.
+    comments change nothing.
+
+    The first line configparser would refuse is refused here, before configparser runs: it
+    collects every bad line into one message by string concatenation (quadratic: hours for
+    a few MiB of them), and its option pattern backtracks over blanks before the ``=``.
+
+    Raises:
+        MalformedCredentialsFileError: naming the first bad line.
     """
     kinds: list[tuple[str, str]] = []
     in_section = False
     option = ""
     indent_level = 0
-    for line in lines:
+    for number, line in enumerate(lines, start=1):
         text = line.strip()
         if not text or text.startswith(_COMMENT_PREFIXES):
             kinds.append((_OTHER, ""))
@@ -163,10 +180,28 @@ def _classify(lines: list[str]) -> list[tuple[str, str]]:
             in_section, option = True, ""
             kinds.append((_HEADER, header.group("header")))
             continue
-        match = _OPTION.match(text)
-        option = match.group("option").rstrip().lower() if match else ""
+        if not in_section:
+            raise _malformed(origin, number, "MissingSectionHeaderError")
+        option = _option_name(text, number, origin)
         kinds.append((_OPTION_LINE, option))
     return kinds
+
+
+def _option_name(text: str, number: int, origin: str) -> str:
+    """The (lower-cased) option a stripped line sets, as configparser reads it."""
+    key_part = _FIRST_DELIMITER.split(text, maxsplit=1)[0]
+    if _LONG_BLANK_RUN.search(key_part):
+        raise _malformed(
+            origin,
+            number,
+            f"over {MAX_BLANK_RUN} spaces in a row before the '=', which would take configparser "
+            "(and so botocore) hours to read",
+        )
+    match = _OPTION.match(text)
+    name = match.group("option") if match else ""
+    if not name:
+        raise _malformed(origin, number, "ParsingError")
+    return name.rstrip().lower()
 
 
 def _section_span(kinds: list[tuple[str, str]], profile: str) -> Optional[tuple[int, int]]:
