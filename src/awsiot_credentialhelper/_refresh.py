@@ -136,7 +136,8 @@ class CredentialCache:
     made, and every caller waiting for it gets its outcome. With ``background=True`` a daemon
     thread refreshes inside the advisory window and retries after failures; :meth:`start`
     starts it at once (it then also makes the first fetch), else the first :meth:`get` does.
-    Call :meth:`stop` (or let the process exit) to end it.
+    Call :meth:`stop` (or let the process exit) to end it. ``on_refresh`` is called with each
+    new set of credentials, in the thread that fetched them.
     """
 
     def __init__(
@@ -148,8 +149,10 @@ class CredentialCache:
         background: bool = True,
         monotonic: Monotonic = monotonic,
         rng: Optional[random.Random] = None,
+        on_refresh: Optional[Callable[[Credentials], None]] = None,
     ) -> None:
         self._fetch = fetch
+        self._on_refresh = on_refresh
         self._clock = clock
         self._monotonic = monotonic
         self._policy = policy
@@ -345,6 +348,11 @@ class CredentialCache:
         self._next_attempt = float("-inf")
         self.fetch_count += 1
         self._notify()
+        if self._on_refresh is not None:
+            try:
+                self._on_refresh(credentials)
+            except Exception:
+                logger.exception("The on_refresh callback failed; refreshing goes on.")
         return held
 
     def _record_failure(self, previous: Optional[_Held], error: BaseException) -> None:

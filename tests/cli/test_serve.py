@@ -25,13 +25,13 @@ from botocore.credentials import (
 )
 from botocore.exceptions import CredentialRetrievalError
 
-from awsiot_credentialhelper import Credentials
+from awsiot_credentialhelper import Credentials, RefreshPolicy
 from awsiot_credentialhelper.cli._serve import (
     IMDS_POLICY,
     CredentialSource,
     TokenStore,
 )
-from awsiot_credentialhelper.exceptions import ServiceUnavailableError
+from awsiot_credentialhelper.exceptions import ConnectionClosedError, ServiceUnavailableError
 from tests.servers import Reply, TlsServer, error_body
 
 from .conftest import RUN_TIMEOUT, Cli, stop
@@ -301,7 +301,7 @@ def test_a_provider_that_stays_down_never_yields_empty_credentials(
             ContainerProvider(environ=exports, fetcher=fetcher).load()  # type: ignore[arg-type]
         _, err = stop(process)
     assert process.returncode == 0
-    assert "answering 503" in err
+    assert "Background credential refresh failed; there are no credentials yet" in err
 
 
 def test_refuses_non_loopback_addresses(cli: Cli, flags: list[str]) -> None:
@@ -572,3 +572,42 @@ def test_the_aws_cli_gets_credentials_from_serve_at_localhost(
         _, err = stop(process)
     assert process.returncode == 0, err
     assert " 200 127.0.0.1" in err
+
+
+def test_source_survives_any_exception_and_recovers_after_failures_in_a_row() -> None:
+    """serve's first fetch once died on an untranslated exception, answering 503 forever."""
+    start = datetime.now(timezone.utc)
+    failures: list[BaseException] = [
+        RuntimeError("an awscrt error nobody mapped"),
+        ServiceUnavailableError(status_code=503, message="down", endpoint="e", role_alias="a"),
+        ConnectionClosedError("dropped", endpoint="e"),
+    ]
+
+    def fetch() -> Credentials:
+        if failures:
+            raise failures.pop(0)
+        return _credentials(datetime.now(timezone.utc), timedelta(hours=1))
+
+    quick = RefreshPolicy(
+        retry_delay=timedelta(seconds=0.05), max_retry_delay=timedelta(seconds=0.2)
+    )
+    before = set(threading.enumerate())
+    source = CredentialSource(fetch, policy=quick)
+    source.start()
+    try:
+        reasons = set()
+        deadline = time.monotonic() + 20
+        while source.current()[0] is None and time.monotonic() < deadline:
+            reasons.add(source.current()[1])
+            time.sleep(0.01)
+        credentials, _ = source.current()
+        assert credentials is not None
+        assert credentials.issued_at >= start
+        assert not failures, "every failure was followed by another attempt"
+        assert any("an unexpected RuntimeError" in reason for reason in reasons) or any(
+            "down" in reason for reason in reasons
+        )
+        assert not any("awscrt error nobody mapped" in reason for reason in reasons)
+    finally:
+        source.stop()
+    assert not set(threading.enumerate()) - before, "no thread is left behind after stop()"

@@ -39,6 +39,7 @@ from datetime import timedelta
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
+from .. import _clock
 from .. import _environment as env
 from .._clock import utcnow
 from .._credentials import Credentials, format_expiration
@@ -202,7 +203,12 @@ def _digest(token: str) -> bytes:
 
 
 class CredentialSource:
-    """Fetches once at start (retrying until it works), then refreshes in the background."""
+    """The refreshing cache, started at once, and what a request may be answered with.
+
+    The cache's own background thread makes the first fetch and every refresh, retrying with
+    backoff after any failure until :meth:`stop`; this class only decides, per request, whether
+    the credentials held are fit to serve.
+    """
 
     def __init__(
         self,
@@ -212,64 +218,49 @@ class CredentialSource:
         clock: Callable[[], Any] = utcnow,
         min_remaining: timedelta = MIN_REMAINING,
         warn_below: Optional[timedelta] = None,
+        monotonic: Callable[[], float] = _clock.monotonic,
     ) -> None:
-        self._cache = CredentialCache(fetch, clock=clock, policy=policy, background=True)
-        self._clock = clock
+        self._cache = CredentialCache(
+            fetch,
+            clock=clock,
+            policy=policy,
+            background=True,
+            monotonic=monotonic,
+            on_refresh=self._check_lifetime,
+        )
         self._min_remaining = min_remaining
         self._warn_below = warn_below
-        self._error = "the first fetch has not finished yet"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._first_fetch, name="awsiot-serve-first-fetch", daemon=True
-        )
         self._rendered: tuple[Optional[Credentials], dict[str, bytes]] = (None, {})
 
     def start(self) -> None:
-        self._thread.start()
+        self._cache.start()
 
     def stop(self) -> None:
-        self._stop.set()
         self._cache.stop()
-        self._thread.join(5)
-
-    def _first_fetch(self) -> None:
-        delay = 1.0
-        while not self._stop.is_set():
-            try:
-                credentials = self._cache.get()
-            except CredentialHelperError as error:
-                self._error = str(error)
-                logger.error(  # noqa: TRY400 - the message is the whole story
-                    "Cannot fetch credentials; answering 503 until it works. Retrying in %.0f s. "
-                    "Cause: %s",
-                    delay,
-                    error,
-                )
-                if self._stop.wait(delay):
-                    return
-                delay = min(delay * 2, 60.0)
-                continue
-            if self._warn_below is not None and credentials.lifetime < self._warn_below:
-                logger.warning(
-                    "The role alias gives credentials for %d s: too short for IMDS mode, whose "
-                    "clients may use them up to 25 min past the point we refresh. Use "
-                    "--mode container, or raise credentialDurationSeconds to 2400 or more.",
-                    credentials.lifetime.total_seconds(),
-                )
-            logger.info("Serving credentials %s.", credentials.access_key_id)
-            return
 
     def current(self) -> tuple[Optional[Credentials], str]:
         """Credentials fit to serve, or ``None`` and the reason for a 503."""
-        credentials = self._cache.current
-        if credentials is None:
-            return None, f"No credentials yet: {self._error}"
-        if credentials.remaining(self._clock()) <= self._min_remaining:
-            return None, (
-                "The credentials have expired and refreshing them keeps failing; see the "
-                "server's log."
+        credentials = self._cache.usable(self._min_remaining)
+        if credentials is not None:
+            return credentials, ""
+        cause = _describe(self._cache.last_error)
+        if self._cache.current is None:
+            return None, f"No credentials yet: {cause or 'the first fetch has not finished yet'}."
+        return None, (
+            "The credentials have expired and refreshing them keeps failing"
+            + (f": {cause}" if cause else "")
+            + "; see the server's log."
+        )
+
+    def _check_lifetime(self, credentials: Credentials) -> None:
+        """Warn when the credentials are too short-lived for the mode (IMDS)."""
+        if self._warn_below is not None and credentials.lifetime < self._warn_below:
+            logger.warning(
+                "The role alias gives credentials for %d s: too short for IMDS mode, whose "
+                "clients may use them up to 25 min past the point we refresh. Use "
+                "--mode container, or raise credentialDurationSeconds to 2400 or more.",
+                credentials.lifetime.total_seconds(),
             )
-        return credentials, ""
 
     def body(self, credentials: Credentials, style: str) -> bytes:
         """The JSON body for ``credentials``, rendered once per credentials and style."""
@@ -537,6 +528,16 @@ def _split_host(host: str) -> tuple[str, Optional[str]]:
     if ":" in port_text:
         return "", None  # an IPv6 address must be in brackets
     return name, port_text if colon else None
+
+
+def _describe(error: Optional[BaseException]) -> str:
+    """A failure as a 503 may show it: our errors say what happened and never hold a secret;
+    anything else is named by its type only (the server's log has the traceback)."""
+    if error is None:
+        return ""
+    if isinstance(error, CredentialHelperError):
+        return str(error)
+    return f"an unexpected {type(error).__name__}"
 
 
 def _json(status: int, code: str, message: str) -> Answer:
