@@ -4,6 +4,11 @@ A :class:`CrtTransport` owns its event loop group, host resolver, bootstrap and 
 its whole life and reuses them for every request; each request opens a connection, sends one GET,
 reads the answer and closes the connection. Every awscrt error is translated here, and only here,
 into this package's exceptions.
+
+An answer is capped at :data:`MAX_RESPONSE_BYTES`, status line, headers and body together. awscrt
+hands over the head only once it is complete, and keeps it in native memory until then; on Linux
+a watch on the connection's own socket drops a server that never completes its head (see
+:class:`_ByteWatch`).
 """
 
 from __future__ import annotations
@@ -11,9 +16,9 @@ from __future__ import annotations
 # The C module under ``socket``: importing ``socket`` itself turns its constants into enums, 6 ms
 # of a one-shot CLI run, for the one setsockopt call below.
 import _socket
+import itertools
 import logging
 import os
-import stat
 import sys
 import threading
 import time
@@ -38,6 +43,7 @@ from .exceptions import (
     InvalidPemError,
     NetworkError,
     ReadTimeoutError,
+    ResponseTooLargeError,
     TlsHandshakeError,
 )
 
@@ -47,6 +53,21 @@ logger = logging.getLogger(__name__)
 
 #: A credentials answer is about 1.1 KB; anything far larger is not the Credential Provider.
 MAX_RESPONSE_BYTES = 64 * 1024
+
+#: What the socket may receive after the handshake beyond MAX_RESPONSE_BYTES before the byte watch
+#: drops the connection: TLS framing (22-29 bytes per record of up to 16 KiB) and TLS 1.3 session
+#: tickets. Measured on loopback: a 297-byte answer arrives as 320 bytes, after 1.7 KB of two
+#: session tickets from Python's ``ssl`` server.
+_WIRE_MARGIN = 16 * 1024
+
+#: How often the byte watch reads the socket's counter while the answer is awaited. Measured on
+#: loopback: an endless head is dropped after 0.1-1.8 MB have arrived (kernel buffers included).
+_WATCH_INTERVAL = 0.005
+
+#: awscrt holds ``connect_timeout_ms`` in a C uint32.
+_MAX_CONNECT_TIMEOUT_MS = 2**32 - 1
+
+_LINUX = sys.platform.startswith("linux")
 
 _HANDSHAKE_HINT = (
     "the server's certificate is not signed by the CA given as `ca` (production endpoints need "
@@ -141,30 +162,45 @@ class CrtTransport:
         """Open a connection, send ``request``, return the answer, close the connection.
 
         Raises:
-            NetworkError: a subclass naming what failed, including timeouts.
+            NetworkError: a subclass naming what failed, including timeouts and
+                :class:`ResponseTooLargeError`.
         """
         resources = self._resources
         if resources is None:
             raise RuntimeError("This transport is closed.")
         deadline = time.monotonic() + timeout
-        connection = self._connect(resources, timeout)
+        sockets_before = _socket_inodes() if _LINUX else None
+        tag = _next_tag()
+        connection = self._connect(resources, timeout, tag)
+        own_socket: Optional[_socket.socket] = None
         try:
-            _disable_nagle(self._proxy.port if self._proxy else self._endpoint.port)
-            return self._exchange(connection, request, deadline)
+            if sockets_before is not None:
+                own_socket = _own_socket(sockets_before, tag)
+            if own_socket is not None:
+                _disable_nagle(own_socket)
+            return self._exchange(connection, _ByteWatch(own_socket), request, deadline)
         finally:
             connection.close()
+            # After awscrt's close: until this duplicate goes too, the kernel keeps the
+            # connection open.
+            if own_socket is not None:
+                own_socket.close()
 
     def close(self) -> None:
         """Drop the awscrt resources; awscrt frees them once no connection uses them."""
         self._resources = None
 
-    def _connect(self, resources: _CrtResources, timeout: float) -> crt_http.HttpClientConnection:
+    def _connect(
+        self, resources: _CrtResources, timeout: float, tag: tuple[int, int]
+    ) -> crt_http.HttpClientConnection:
         endpoint = self._endpoint
         connection_options = resources.tls_context.new_connection_options()
         # SNI and certificate name check: AWS IoT refuses connections without the right SNI.
         connection_options.set_server_name(endpoint.host)
         socket_options = crt_io.SocketOptions()
-        socket_options.connect_timeout_ms = max(1, int(timeout * 1000))
+        socket_options.connect_timeout_ms = connect_timeout_ms(timeout)
+        if _LINUX:
+            _apply_tag(socket_options, tag)
         if endpoint.is_ip_literal and not endpoint.is_ipv6:
             socket_options.domain = crt_io.SocketDomain.IPv4
         future: Future[Any] = crt_http.HttpClientConnection.new(
@@ -176,7 +212,7 @@ class CrtTransport:
             proxy_options=self._proxy_options(),
         )
         try:
-            connection: crt_http.HttpClientConnection = future.result(timeout)
+            connection: crt_http.HttpClientConnection = future.result(_wait_seconds(timeout))
         except FutureTimeoutError:
             future.add_done_callback(_close_late_connection)
             raise ConnectTimeoutError(
@@ -188,7 +224,11 @@ class CrtTransport:
         return connection
 
     def _exchange(
-        self, connection: crt_http.HttpClientConnection, request: Request, deadline: float
+        self,
+        connection: crt_http.HttpClientConnection,
+        watch: _ByteWatch,
+        request: Request,
+        deadline: float,
     ) -> Response:
         endpoint = self._endpoint
         reply = _ReplyCollector(connection)
@@ -198,7 +238,7 @@ class CrtTransport:
         try:
             stream = connection.request(crt_request, reply.on_response, reply.on_body)
             stream.activate()
-            stream.completion_future.result(max(0.0, deadline - time.monotonic()))
+            _await_completion(stream.completion_future, watch, reply, deadline)
         except FutureTimeoutError:
             raise ReadTimeoutError(
                 f"{endpoint}: connected, but no complete answer before the timeout.",
@@ -211,13 +251,10 @@ class CrtTransport:
             if name is None:
                 raise
             if reply.too_large:
-                raise ConnectionClosedError(
-                    f"{endpoint}: the answer is larger than {MAX_RESPONSE_BYTES} bytes; this is "
-                    "not the Credential Provider.",
-                    endpoint=str(endpoint),
-                    crt_error=name,
-                ) from None
+                raise _too_large(endpoint, name) from None
             raise translate_crt_error(name, endpoint) from exc
+        if reply.too_large:  # refused, yet the stream ended cleanly with what was buffered
+            raise _too_large(endpoint, None)
         return reply.response()
 
     def _proxy_options(self) -> Optional[crt_http.HttpProxyOptions]:
@@ -245,29 +282,122 @@ class _CrtResources(NamedTuple):
 
 
 class _ReplyCollector:
-    """Gathers status, headers and a bounded body from awscrt's callbacks."""
+    """Gathers status, headers and body from awscrt's callbacks, within MAX_RESPONSE_BYTES."""
 
     def __init__(self, connection: crt_http.HttpClientConnection) -> None:
         self._connection = connection
         self._status = 0
         self._headers: dict[str, str] = {}
         self._body = bytearray()
+        #: Bytes of the answer so far: its head (as reported, see on_response) and body.
+        self._size = 0
         self.too_large = False
 
     # awscrt calls these with keyword arguments (http_stream=..., status_code=..., chunk=...).
     def on_response(self, *, status_code: int, headers: Any, **_: Any) -> None:
         self._status = status_code
         self._headers = {name.lower(): value for name, value in headers}
+        # The head as it came, but for the reason phrase, which awscrt does not report.
+        self._size = len("HTTP/1.1 200 \r\n\r\n") + sum(
+            len(name) + len(value) + len(": \r\n") for name, value in headers
+        )
+        if self._size > MAX_RESPONSE_BYTES:
+            self.refuse()
 
     def on_body(self, *, chunk: bytes, **_: Any) -> None:
-        if len(self._body) + len(chunk) > MAX_RESPONSE_BYTES:
-            self.too_large = True
-            self._connection.close()
+        if self.too_large:
             return
+        if self._size + len(chunk) > MAX_RESPONSE_BYTES:
+            self.refuse()
+            return
+        self._size += len(chunk)
         self._body.extend(chunk)
+
+    def refuse(self) -> None:
+        """Drop the connection: the answer is past the cap (awscrt may be mid-callback)."""
+        self.too_large = True
+        self._connection.close()
 
     def response(self) -> Response:
         return Response(status=self._status, headers=self._headers, body=bytes(self._body))
+
+
+def _too_large(endpoint: Endpoint, crt_error: Optional[str]) -> ResponseTooLargeError:
+    return ResponseTooLargeError(
+        f"{endpoint}: the answer is larger than {MAX_RESPONSE_BYTES} bytes (status line, "
+        "headers and body); this is not the Credential Provider.",
+        endpoint=str(endpoint),
+        crt_error=crt_error,
+    )
+
+
+def _await_completion(
+    completion: Future[Any], watch: _ByteWatch, reply: _ReplyCollector, deadline: float
+) -> None:
+    """Wait for the stream to end, and while waiting let the watch refuse an oversized answer.
+
+    Raises:
+        FutureTimeoutError: the deadline passed first.
+        AwsCrtError: the stream failed.
+    """
+    interval = _WATCH_INTERVAL if watch.active else threading.TIMEOUT_MAX
+    while True:
+        try:
+            completion.result(min(max(0.0, deadline - time.monotonic()), interval))
+        except FutureTimeoutError:
+            if watch.exceeded():
+                reply.refuse()
+                return
+            if time.monotonic() >= deadline:
+                raise
+        else:
+            return
+
+
+class _ByteWatch:
+    """A cap on what the connection's socket takes in while the answer is awaited.
+
+    Why: awscrt's HTTP/1.1 decoder (0.38) keeps an unfinished head in native memory and reports
+    nothing until it ends: no per-header callback, no limit, and its flow-control window counts
+    body bytes only. 1xx answers are read and dropped without a callback. A server streaming
+    header lines pushed a process to 1 GB in 10 s, one endless header line to 2 GB. The kernel
+    counts what the socket received (``tcpi_bytes_received`` in ``TCP_INFO``, Linux 4.1 and
+    later); the watch compares it with its value after the handshake plus MAX_RESPONSE_BYTES and
+    a margin for TLS framing. Elsewhere than Linux, on older kernels, or when the socket cannot
+    be told from others, the watch is inactive: the size cap then holds for what awscrt hands
+    over (status, headers, body) and the total timeout bounds the rest.
+    """
+
+    def __init__(self, sock: Optional[_socket.socket]) -> None:
+        self._socket = sock
+        start = _bytes_received(sock) if sock is not None else None
+        self._limit = None if start is None else start + MAX_RESPONSE_BYTES + _WIRE_MARGIN
+
+    @property
+    def active(self) -> bool:
+        return self._limit is not None
+
+    def exceeded(self) -> bool:
+        if self._socket is None or self._limit is None:
+            return False
+        received = _bytes_received(self._socket)
+        return received is not None and received > self._limit
+
+
+#: struct tcp_info (linux/tcp.h): the __u64 tcpi_bytes_received follows 104 bytes of counters
+#: and three __u64 (pacing rate, max pacing rate, bytes acked).
+_TCPI_BYTES_RECEIVED = slice(128, 136)
+
+
+def _bytes_received(sock: _socket.socket) -> Optional[int]:
+    """The socket's ``tcpi_bytes_received``, or None where the kernel does not report it."""
+    try:
+        info = sock.getsockopt(_socket.IPPROTO_TCP, _socket.TCP_INFO, 256)
+    except OSError:
+        return None
+    if len(info) < _TCPI_BYTES_RECEIVED.stop:
+        return None
+    return int.from_bytes(info[_TCPI_BYTES_RECEIVED], sys.byteorder)
 
 
 def _close_late_connection(future: Future[Any]) -> None:
@@ -276,46 +406,127 @@ def _close_late_connection(future: Future[Any]) -> None:
         future.result().close()
 
 
-_NODELAY_LOCK = threading.Lock()
+def connect_timeout_ms(timeout: float) -> int:
+    """awscrt's ``connect_timeout_ms`` for ``timeout`` seconds: at least 1, and no more than its
+    C uint32 holds (a larger value raised OverflowError), whatever ``timeout`` is."""
+    milliseconds = timeout * 1000
+    if not milliseconds < _MAX_CONNECT_TIMEOUT_MS:  # also NaN
+        return _MAX_CONNECT_TIMEOUT_MS
+    return max(1, int(milliseconds))
 
 
-def _disable_nagle(peer_port: int) -> None:
-    """Set TCP_NODELAY on this process's TCP sockets connected to ``peer_port``.
+def _wait_seconds(timeout: float) -> float:
+    """``timeout`` as a wait that threading accepts (it refuses more than TIMEOUT_MAX)."""
+    return timeout if timeout < threading.TIMEOUT_MAX else threading.TIMEOUT_MAX
+
+
+def _disable_nagle(sock: _socket.socket) -> None:
+    """Set TCP_NODELAY on this connection's socket.
 
     Why: awscrt-python (0.38) offers no TCP_NODELAY option, and with Nagle's algorithm on, the
     request after a TLS 1.3 handshake waits for the server's delayed ACK of the client's Finished
     message: ~40 ms on every fetch, ten times the rest of the exchange. Setting TCP_NODELAY at this
     point sends the held segment at once. TLS 1.2 stalls inside the handshake, before we can reach
-    the socket; see the README's performance notes. Linux only; elsewhere this does nothing.
-    Sockets of other code connected to the same port get TCP_NODELAY too, which is what every
-    HTTP client (urllib3, curl, Java) already sets.
+    the socket; see the README's performance notes. Linux only (see :func:`_own_socket`).
     """
-    if not sys.platform.startswith("linux"):
-        return
-    with _NODELAY_LOCK:
+    try:
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+    except OSError as exc:  # the fetch still works, ~40 ms slower
+        logger.debug("Cannot set TCP_NODELAY on the connection: %s", exc)
+
+
+# --- finding the connection's own socket (Linux) ----------------------------------------------
+
+#: TCP_KEEPIDLE of every connection this module opens on Linux: a prime below the kernel's
+#: 32767 ceiling, far from the 7200 s default. TCP_KEEPINTVL carries a serial (see _next_tag).
+_TAG_MARK = 32_749
+_serials = itertools.count()
+
+
+def _next_tag() -> tuple[int, int]:
+    """A (TCP_KEEPIDLE, TCP_KEEPINTVL) pair that no other connection of this process that is
+    being opened at the same time carries (the serial repeats only every 32767 connections)."""
+    return (_TAG_MARK, next(_serials) % 32_767 + 1)
+
+
+def _apply_tag(options: crt_io.SocketOptions, tag: tuple[int, int]) -> None:
+    """Have awscrt set ``tag`` on the socket it creates.
+
+    awscrt (aws-c-io) sets ``keep_alive_interval_secs`` as TCP_KEEPIDLE and
+    ``keep_alive_timeout_secs`` as TCP_KEEPINTVL even with ``keep_alive`` off; without
+    SO_KEEPALIVE the kernel never uses them, so the tag changes nothing on the wire.
+    """
+    options.keep_alive_interval_secs, options.keep_alive_timeout_secs = tag
+
+
+def _own_socket(before: dict[int, int], tag: tuple[int, int]) -> Optional[_socket.socket]:
+    """A duplicate of the descriptor of the connection just opened, or None if it is not found.
+
+    awscrt does not expose its socket, so it is recognised in two steps:
+
+    1. Born during the connect: the socket inodes of ``/proc/self/fd`` now, less those in
+       ``before`` (read just before the connect). Reading these links touches no descriptor,
+       so sockets that existed before, whoever owns them, are never looked at.
+    2. Carrying ``tag`` (see :func:`_apply_tag`), read with getsockopt on a duplicate that is
+       closed at once unless it is ours. Usually ours is the only socket born; sockets other
+       threads opened meanwhile (an in-process server's, a proxy's) are read, never changed.
+
+    The kernel's ``/proc/net/tcp`` could narrow step 2 by remote port without reading any
+    socket, but the kernel builds it from every TCP socket of the host, TIME_WAIT included:
+    20 ms for 2000 rows here, more on a busy host.
+
+    The caller closes the duplicate. None on other systems, without /proc, or when awscrt
+    stopped applying the tag: then there is no TCP_NODELAY and no byte watch.
+    """
+    born = [(inode, fd) for inode, fd in _socket_inodes().items() if inode not in before]
+    for inode, fd in born:
+        sock = _claim(inode, fd, tag)
+        if sock is not None:
+            return sock
+    return None
+
+
+def _socket_inodes() -> dict[int, int]:
+    """This process's sockets: inode -> descriptor number, from the ``socket:[N]`` links."""
+    inodes: dict[int, int] = {}
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return inodes
+    for name in names:
         try:
-            names = os.listdir("/proc/self/fd")
-        except OSError:
-            return
-        for name in names:
-            _nodelay_if_peer(int(name), peer_port)
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes[int(target[8:-1])] = int(name)
+    return inodes
 
 
-def _nodelay_if_peer(fd: int, peer_port: int) -> None:
+def _claim(inode: int, fd: int, tag: tuple[int, int]) -> Optional[_socket.socket]:
+    """A duplicate of ``fd`` if it still is socket ``inode`` and carries ``tag``; else None, and
+    no duplicate left open."""
     try:
-        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
-            return
-        duplicate = _socket.socket(fileno=os.dup(fd))
-    except OSError:
-        return
+        duplicate = os.dup(fd)
+    except OSError:  # closed meanwhile
+        return None
     try:
-        inet_stream = duplicate.type == _socket.SOCK_STREAM and duplicate.family in (
-            _socket.AF_INET,
-            _socket.AF_INET6,
-        )
-        if inet_stream and duplicate.getpeername()[1] == peer_port:
-            duplicate.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        sock = _socket.socket(fileno=duplicate)
     except OSError:
+        os.close(duplicate)
+        return None
+    try:
+        # The number may have been closed and reused since it was read: check the inode.
+        if os.fstat(sock.fileno()).st_ino == inode and _tag_of(sock) == tag:
+            return sock
+    except OSError:  # not a TCP socket
         pass
-    finally:
-        duplicate.close()
+    sock.close()
+    return None
+
+
+def _tag_of(sock: _socket.socket) -> tuple[int, int]:
+    return (
+        sock.getsockopt(_socket.IPPROTO_TCP, _socket.TCP_KEEPIDLE),
+        sock.getsockopt(_socket.IPPROTO_TCP, _socket.TCP_KEEPINTVL),
+    )
