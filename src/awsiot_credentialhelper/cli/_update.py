@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import stat
 import threading
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Optional
 
 from .. import _environment as env
@@ -41,9 +41,6 @@ LOCK_TIMEOUT = 10.0
 #: A credentials file larger than this is refused, not read into memory (a big one holds a
 #: few thousand profiles in well under 1 MiB).
 MAX_FILE_SIZE = 16 * 1024 * 1024
-#: First wait after a failed refresh; doubles up to :data:`MAX_RETRY_DELAY`.
-RETRY_DELAY = timedelta(seconds=30)
-MAX_RETRY_DELAY = timedelta(minutes=5)
 
 DESCRIPTION = """\
 Write temporary credentials into a profile of the AWS shared credentials file
@@ -232,53 +229,77 @@ def run(args: Any) -> int:
             write_credentials(path, profile, credentials)
             _log_written(credentials, profile, path)
             return 0
-        cache = CredentialCache(provider.fetch, clock=utcnow, background=False)
-        return _keep_fresh(cache, path, profile)
+        return _keep_fresh(CredentialCache(provider.fetch, clock=utcnow), path, profile)
 
 
 def _keep_fresh(cache: CredentialCache, path: str, profile: str) -> int:
+    """Write each new set of credentials the refreshing cache gets, until SIGTERM or SIGINT.
+
+    The cache's background thread fetches and retries (the same schedule as ``serve``); this
+    loop only writes. A write that fails (a full disk, a file made unparseable meanwhile) is
+    retried with the same backoff; the first fetch being refused (not a network error) is a
+    setup problem and ends the command.
+    """
     stop = threading.Event()
     previous = {
         signum: signal.signal(signum, lambda *_: stop.set())
         for signum in (signal.SIGTERM, signal.SIGINT)
     }
-    written: Optional[Credentials] = None
-    retry = RETRY_DELAY
+    writer = _Writer(path, profile)
+    cache.start()
     try:
         while not stop.is_set():
-            try:
-                credentials = cache.get()
-            except CredentialHelperError as error:
-                if written is None:
-                    raise  # the first fetch failing is a setup problem: say so and exit
-                logger.error("Refreshing failed; retrying in %s. Cause: %s", retry, error)  # noqa: TRY400
-                stop.wait(retry.total_seconds())
-                retry = min(retry * 2, MAX_RETRY_DELAY)
-                continue
-            if credentials is not written:
-                write_credentials(path, profile, credentials)
-                written = credentials
-                logger.info(
-                    "Wrote %s to [%s] of %s, valid until %s.",
-                    credentials.access_key_id,
-                    profile,
-                    path,
-                    format_expiration(credentials.expiration),
-                )
-                retry = RETRY_DELAY
-                due = _due_in(credentials)
-            else:  # an advisory refresh failed; the written credentials are still good
-                due = retry
-                retry = min(retry * 2, MAX_RETRY_DELAY)
-            stop.wait(max(due.total_seconds(), 1.0))
+            credentials = cache.wait_for_change(writer.written, timeout=_POLL)
+            if credentials is None:
+                _raise_if_refused(cache.last_error)
+            elif credentials is not writer.written:
+                stop.wait(writer.write(credentials))
     finally:
+        cache.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     logger.info("Stopped.")
     return 0
 
 
-def _due_in(credentials: Credentials) -> timedelta:
-    """Time until the refresh policy wants new credentials."""
-    margin = DEFAULT_REFRESH_POLICY.advisory_margin(credentials.lifetime)
-    return credentials.remaining(utcnow()) - margin
+#: How often the writing loop looks at the stop flag while it waits.
+_POLL = 1.0
+
+
+def _raise_if_refused(error: Optional[BaseException]) -> None:
+    """Before anything was written: a refusal is a setup problem; a network error may pass."""
+    if isinstance(error, CredentialHelperError) and not error.retryable:
+        raise error
+
+
+class _Writer:
+    """Writes credentials to the file, backing off after a failed write."""
+
+    def __init__(self, path: str, profile: str) -> None:
+        self.path = path
+        self.profile = profile
+        self.written: Optional[Credentials] = None
+        self._failures = 0
+        self._backoff = DEFAULT_REFRESH_POLICY.backoff()
+        self._rng = random.Random()  # noqa: S311 - backoff jitter
+
+    def write(self, credentials: Credentials) -> float:
+        """Write ``credentials``; return how long to wait before trying again (0 if written)."""
+        try:
+            write_credentials(self.path, self.profile, credentials)
+        except CredentialFileError as error:
+            self._failures += 1
+            delay = self._backoff.delay(self._failures, self._rng)
+            log = logger.warning if self._failures == 1 else logger.debug
+            log(
+                "Writing %s failed (%d in a row); retrying in %.0f s. Cause: %s",
+                self.path,
+                self._failures,
+                delay,
+                error,
+            )
+            return delay
+        self.written = credentials
+        self._failures = 0
+        _log_written(credentials, self.profile, self.path)
+        return 0.0
