@@ -99,9 +99,10 @@ IMDS_MIN_LIFETIME = timedelta(minutes=40)
 
 DESCRIPTION = """\
 Serve temporary credentials to AWS SDKs and the AWS CLI on this device, from memory, refreshed
-in the background well before expiry. Binds to loopback only. Prints the `export` lines to use
-on stdout, then logs each request (method, path, status, client) to stderr. Stop it with SIGTERM
-or Ctrl-C.
+in the background well before expiry. Binds to loopback only, and answers only requests whose
+Host is a loopback address or localhost with its port (so web pages cannot reach it through DNS
+rebinding). Prints the `export` lines to use on stdout, then logs each request (method, path,
+status, client) to stderr. Stop it with SIGTERM or Ctrl-C; the token file is then removed.
 
 --mode container (default): the container-credentials protocol (AWS_CONTAINER_CREDENTIALS_FULL_URI).
   A random 256-bit token is written to a 0600 file; clients send it (botocore reads the file
