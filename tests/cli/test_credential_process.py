@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -309,3 +310,20 @@ def test_an_answer_living_beyond_12_hours_is_refused_and_not_cached(
 
 def test_the_lock_wait_follows_the_library_default_timeout() -> None:
     assert FETCH_TIMEOUT == DEFAULT_TIMEOUT
+
+
+def test_a_temporary_file_left_by_a_killed_run_is_removed_by_the_next_write(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    server.set_default(Reply(body=credentials_body(timedelta(seconds=250))))  # never cached long
+    _document(cli.run("credential-process", *flags))
+    (entry,) = cli.cache_dir.glob("*.cache")
+    leftover = entry.with_name(f".{entry.name}.4242.0123abcd.tmp")
+    leftover.write_text('{"SecretAccessKey": "left by kill -9"}')
+    an_hour_ago = time.time() - 3600
+    os.utime(leftover, (an_hour_ago, an_hour_ago))
+    unrelated = entry.with_name("notes.tmp")
+    unrelated.write_text("not ours")
+    _document(cli.run("credential-process", *flags))
+    assert not leftover.exists()
+    assert unrelated.exists()

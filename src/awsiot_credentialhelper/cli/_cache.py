@@ -242,21 +242,18 @@ class ProcessCache:
         return CacheEntry.parse(data)
 
     def store(self, entry: CacheEntry) -> None:
-        """Write ``entry`` atomically (0600 temp file, fsync, rename); warn if that fails."""
-        temporary = f"{self.path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        """Write ``entry`` atomically (the shared private-file writer); warn if that fails.
+
+        Temporary files that a killed run left behind, secrets and all, are removed first.
+        """
+        # Imported here: the cached path never stores, and must not pay for these imports.
+        from ._private_file import remove_stale_temporaries, write_private_file  # noqa: PLC0415
+
+        remove_stale_temporaries(self.path)
         try:
-            descriptor = os.open(
-                temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
-            )
-            try:
-                os.write(descriptor, entry.serialize())
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-            os.replace(temporary, self.path)
+            write_private_file(self.path, entry.serialize(), existing=None)
         except OSError as exc:
             _warn(f"cannot write the cache file {self.path!r} ({exc.strerror}); not cached.")
-            _unlink_quietly(temporary)
 
     def lock(self, timeout: float) -> CacheLock:
         return CacheLock(self.lock_path, timeout)
@@ -317,11 +314,3 @@ class CacheLock:
 
 def _warn(message: str) -> None:
     sys.stderr.write(f"awsiot-credentialhelper: warning: {message}\n")
-
-
-def _unlink_quietly(path: str) -> None:
-    # Not contextlib.suppress: importing contextlib costs the cached path ~10% of its start-up.
-    try:  # noqa: SIM105
-        os.unlink(path)
-    except OSError:
-        pass
