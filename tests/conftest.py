@@ -1,8 +1,13 @@
-"""Fixtures shared by every test: a test CA, a device identity, a loopback mTLS server."""
+"""Fixtures shared by every test: a test CA, a device identity, a loopback mTLS server.
+
+And one rule: under ``CI=true`` a hardware-key test (marked ``pkcs11``) that skips fails, with
+its reason, so CI cannot silently lose the SoftHSM2 and TPM tests to a missing package.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,6 +17,37 @@ import trustme
 from awsiot_credentialhelper import IotCredentialProvider
 
 from .servers import DeviceFiles, Reply, TlsServer, credentials_body, issue_device
+
+#: Tests that must run, never skip, under ``CI=true``.
+HARDWARE_KEY_MARKER = "pkcs11"
+
+
+def on_ci() -> bool:
+    """Whether this run is CI's (``CI=true``, as CI services and .ci/run set it)."""
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Under CI, report a skipped hardware-key test as failed, keeping the skip's reason."""
+    report = yield
+    if (
+        report.skipped
+        and not hasattr(report, "wasxfail")
+        and item.get_closest_marker(HARDWARE_KEY_MARKER) is not None
+        and on_ci()
+    ):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        report.outcome = "failed"
+        report.longrepr = (
+            f"CI=true: this {HARDWARE_KEY_MARKER} (hardware-key) test must run, but skipped: "
+            f"{reason}"
+        )
+    return report
 
 
 @pytest.fixture(scope="session")
