@@ -1,6 +1,6 @@
 """SoftHSM2 tokens for the whole session, with EC P-256 and RSA-2048 keys, and certificates.
 
-Skips, with the reason, when SoftHSM2 is not installed.
+Skips, with the reason, when SoftHSM2 is not installed or its tokens cannot be made.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 from cryptography.x509.oid import NameOID
 
 from .softhsm import SoftHsm, unavailable_reason
+from .stack import StackUnavailableError
 
 PIN = "246810"
 #: Holds the EC key ``ec_key`` (id 01) and the RSA key ``rsa_key`` (id 02).
@@ -60,6 +61,17 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tokens]:
             "libsofthsm2 was loaded before SOFTHSM2_CONF was set: it keeps its first config"
         )
     hsm = SoftHsm(tmp_path_factory.mktemp("softhsm"))
+    try:
+        keys = _make_tokens(hsm)
+    except StackUnavailableError as exc:
+        pytest.skip(str(exc))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOFTHSM2_CONF", str(hsm.conf))
+        yield keys
+
+
+def _make_tokens(hsm: SoftHsm) -> Tokens:
+    """The three tokens, with their keys imported (no key file left behind)."""
     keys = Tokens(
         hsm=hsm,
         ec_key=ec.generate_private_key(ec.SECP256R1()),
@@ -74,9 +86,7 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tokens]:
     hsm.import_key(keys.only_key, token=SINGLE_TOKEN, label="only_key", key_id="01", pin=PIN)
     hsm.import_key(keys.pin_key, token=PIN_TOKEN, label="pin_key", key_id="01", pin=PIN)
     assert not list(hsm.directory.glob("*.pem")), "key files must be gone after import"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SOFTHSM2_CONF", str(hsm.conf))
-        yield keys
+    return keys
 
 
 def issue(ca: trustme.CA, key: PrivateKeyTypes, name: str = "hsm-device.example") -> bytes:

@@ -3,7 +3,8 @@
 SoftHSM2 reads ``SOFTHSM2_CONF`` once, at ``C_Initialize``, and keeps that state for the life of
 the process (awscrt never calls ``C_Finalize``); tokens initialised later by ``softhsm2-util`` are
 not seen. So every token is created first, then ``SOFTHSM2_CONF`` is set, then awscrt loads the
-module. Nothing is written under the user's home or ``/var/lib/softhsm``.
+module. Nothing is written under the user's home or ``/var/lib/softhsm``. A ``softhsm2-util``
+that fails raises :class:`~.stack.StackUnavailableError` with its stderr.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from awsiot_credentialhelper._keys import Pkcs11Config
+
+from .stack import failure
 
 MODULE_CANDIDATES = (
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -40,7 +43,7 @@ def unavailable_reason() -> Optional[str]:
         return (
             "SoftHSM2 is not installed: no libsofthsm2.so in "
             + ", ".join(MODULE_CANDIDATES)
-            + " (run scripts/bootstrap.sh or `apt-get install softhsm2`)"
+            + " (scripts/bootstrap.sh installs it; by hand: apt-get install libsofthsm2)"
         )
     if shutil.which("softhsm2-util") is None:
         return (
@@ -81,7 +84,7 @@ class SoftHsm:
             list(command), env=self.environ(), capture_output=True, text=True, check=False
         )
         if done.returncode != 0:
-            raise RuntimeError(f"{command[0]} {command[1]} failed: {done.stderr or done.stdout}")
+            raise failure(command, done.stderr or done.stdout)
         return done.stdout
 
     def init_token(self, label: str, *, pin: str, so_pin: str = SO_PIN) -> int:

@@ -4,7 +4,8 @@ Chain: swtpm (TCP on loopback, two free ports) <- tpm2-abrmd on a private D-Bus 
 resource manager that flushes objects; without it ``tpm2_ptool`` runs the TPM out of object
 slots) <- tpm2-tools/``tpm2_ptool`` and the tpm2-pkcs11 module. tpm2-pkcs11 reads
 ``TPM2_PKCS11_TCTI`` and ``TPM2_PKCS11_STORE`` at ``C_Initialize``. Every process started here is
-stopped by its own pid.
+stopped by its own pid. What is missing, or what failed to start, raises
+:class:`~.stack.StackUnavailableError` naming it (the library, or the command and its stderr).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
+from typing import IO, Optional
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,13 +24,31 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from awsiot_credentialhelper._keys import Pkcs11Config
 
+from .stack import StackUnavailableError, failure, unloadable
+
 MODULE_CANDIDATES = (
     "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so",
     "/usr/lib/aarch64-linux-gnu/pkcs11/libtpm2_pkcs11.so",
     "/usr/lib/pkcs11/libtpm2_pkcs11.so",
 )
-TOOLS = ("swtpm", "tpm2-abrmd", "dbus-daemon", "tpm2_ptool", "tpm2_getcap")
+#: Each program the stack runs, and the Debian package that installs it.
+PROGRAMS = {
+    "swtpm": "swtpm",
+    "tpm2-abrmd": "tpm2-abrmd",
+    "dbus-daemon": "dbus-daemon",
+    "tpm2_ptool": "libtpm2-pkcs11-tools",
+    "tpm2_getcap": "tpm2-tools",
+    "tpm2_dictionarylockout": "tpm2-tools",
+}
+#: TCTI libraries, loaded by name at run time, so no package depends on them: tabrmd by
+#: tpm2-tools, tpm2_ptool and tpm2-pkcs11 (to reach tpm2-abrmd), swtpm by tpm2-abrmd.
+LIBRARIES = {
+    "libtss2-tcti-tabrmd.so.0": "libtss2-tcti-tabrmd0",
+    "libtss2-tcti-swtpm.so.0": "libtss2-tcti-swtpm0",
+}
 TCTI = "tabrmd:bus_type=session"
+#: How long tpm2-abrmd may take to register on the bus and reach swtpm.
+START_TIMEOUT = 15.0
 
 
 def find_module() -> Optional[str]:
@@ -38,15 +57,21 @@ def find_module() -> Optional[str]:
 
 def unavailable_reason() -> Optional[str]:
     """Why the TPM tests cannot run here, or ``None`` when they can."""
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None and not _sbin(tool)]
+    missing = {
+        program: package
+        for program, package in PROGRAMS.items()
+        if shutil.which(program) is None and not _sbin(program)
+    }
     if find_module() is None:
-        missing.append("libtpm2_pkcs11.so")
-    if missing:
-        return (
-            f"TPM 2.0 test stack not installed (missing {', '.join(missing)}): apt-get install "
-            "swtpm swtpm-tools tpm2-tools tpm2-abrmd dbus libtpm2-pkcs11-1 libtpm2-pkcs11-tools"
-        )
-    return None
+        missing["libtpm2_pkcs11.so"] = "libtpm2-pkcs11-1"
+    missing.update((library, LIBRARIES[library]) for library in unloadable(list(LIBRARIES)))
+    if not missing:
+        return None
+    packages = " ".join(sorted(set(missing.values())))
+    return (
+        f"TPM 2.0 test stack not installed: missing {', '.join(missing)} "
+        f"(scripts/bootstrap.sh installs them; by hand: apt-get install {packages})"
+    )
 
 
 def _sbin(tool: str) -> Optional[str]:
@@ -85,6 +110,7 @@ class SoftwareTpm:
         self.store.mkdir(mode=0o700)
         (directory / "state").mkdir(mode=0o700)
         self._processes: list[subprocess.Popen[bytes]] = []
+        self._stderr: dict[subprocess.Popen[bytes], IO[bytes]] = {}
         self.bus_address = ""
 
     def environ(self) -> dict[str, str]:
@@ -112,6 +138,8 @@ class SoftwareTpm:
         )
         assert bus.stdout is not None
         self.bus_address = bus.stdout.readline().decode().strip()
+        if not self.bus_address:
+            self._raise_if_exited()
         self._spawn(
             _sbin("tpm2-abrmd") or "tpm2-abrmd",
             "--session",
@@ -119,12 +147,37 @@ class SoftwareTpm:
             f"--tcti=swtpm:host=127.0.0.1,port={port}",
             env=self.environ(),
         )
-        deadline = time.monotonic() + 15
-        while self._run("tpm2_getcap", "handles-transient", check=False).returncode != 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError("tpm2-abrmd did not come up within 15 s")
-            time.sleep(0.1)
+        self._wait_for_abrmd()
         self.ptool("init")
+
+    def _wait_for_abrmd(self) -> None:
+        """Poll with ``tpm2_getcap`` until tpm2-abrmd answers; fail at once if a daemon exits."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            probe = self._run("tpm2_getcap", "handles-transient", check=False)
+            if probe.returncode == 0:
+                return
+            self._raise_if_exited()
+            if time.monotonic() > deadline:
+                raise StackUnavailableError(
+                    f"tpm2-abrmd did not come up within {START_TIMEOUT:g} s: "
+                    f"{failure(probe.args, probe.stderr)}; "
+                    f"tpm2-abrmd's stderr: {self._stderr_of(self._processes[-1]) or '(none)'}"
+                )
+            time.sleep(0.1)
+
+    def _raise_if_exited(self) -> None:
+        for process in self._processes:
+            if process.poll() is not None:
+                raise failure(
+                    [str(arg) for arg in process.args],  # type: ignore[union-attr]
+                    f"exited with status {process.returncode}: {self._stderr_of(process)}",
+                )
+
+    def _stderr_of(self, process: subprocess.Popen[bytes]) -> str:
+        file = self._stderr[process]
+        file.seek(0)
+        return file.read().decode(errors="replace").strip()
 
     def stop(self) -> None:
         """Stop the clients before the TPM they talk to: abrmd, then D-Bus, then swtpm."""
@@ -137,6 +190,7 @@ class SoftwareTpm:
                 process.wait(5)
             if process.stdout is not None:
                 process.stdout.close()
+            self._stderr[process].close()
 
     def _spawn(
         self,
@@ -144,10 +198,12 @@ class SoftwareTpm:
         env: Optional[dict[str, str]] = None,
         stdout: int = subprocess.DEVNULL,
     ) -> subprocess.Popen[bytes]:
+        stderr = (self.directory / f"{Path(command[0]).name}.stderr").open("w+b")
         process = subprocess.Popen(
-            command, env=env, stdout=stdout, stderr=subprocess.DEVNULL, start_new_session=True
+            command, env=env, stdout=stdout, stderr=stderr, start_new_session=True
         )
         self._processes.append(process)
+        self._stderr[process] = stderr
         return process
 
     def _run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -155,7 +211,7 @@ class SoftwareTpm:
             command, env=self.environ(), capture_output=True, text=True, check=False
         )
         if check and done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command[:2])} failed: {done.stderr or done.stdout}")
+            raise failure(command, done.stderr or done.stdout)
         return done
 
     def ptool(self, *args: str) -> str:
