@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, NamedTuple, Optional, Protocol
 from awscrt import io as crt_io
 from awscrt.exceptions import AwsCrtError
 
+from ._arguments import shown_path
 from ._pem import (
     PemSource,
     check_key_matches,
+    check_source,
     is_encrypted,
     load_certificate,
     load_private_key,
+    pem_origin,
     read_pem,
 )
 from .exceptions import (
@@ -39,6 +42,7 @@ __all__ = [
     "PemKey",
     "Pkcs11Config",
     "Pkcs11Key",
+    "check_key_arguments",
     "create_tls_context",
     "crt_error_name",
     "key_source",
@@ -119,7 +123,9 @@ class Pkcs11Config(NamedTuple):
     The PIN never appears in a ``repr``. :meth:`from_uri` reads an RFC 7512 ``pkcs11:`` URI.
     """
 
-    pkcs11_lib: str
+    #: Required; the default only lets ``Pkcs11Config()`` (as 1.x's ``TypedDict`` allowed) reach
+    #: the provider, which says what is missing as a ``ValueError`` rather than a ``TypeError``.
+    pkcs11_lib: str = ""
     user_pin: Optional[str] = None
     slot_id: Optional[int] = None
     token_label: Optional[str] = None
@@ -127,7 +133,7 @@ class Pkcs11Config(NamedTuple):
 
     def __repr__(self) -> str:
         return (
-            f"Pkcs11Config(pkcs11_lib={self.pkcs11_lib!r}, slot_id={self.slot_id!r}, "
+            f"Pkcs11Config(pkcs11_lib={shown_path(self.pkcs11_lib)}, slot_id={self.slot_id!r}, "
             f"token_label={self.token_label!r}, private_key_label={self.private_key_label!r})"
         )
 
@@ -158,9 +164,12 @@ class Pkcs11Key:
     def __init__(self, config: Pkcs11Config) -> None:
         path = os.path.expanduser(config.pkcs11_lib)
         if not os.path.isfile(path):
+            # 1.x's sentence first: users grep their logs for it.
+            what = "is a directory" if os.path.isdir(path) else "does not exist"
             raise Pkcs11Error(
-                f"PKCS#11 library {path!r} does not exist: set pkcs11_lib to the module's path "
-                "(for SoftHSM2 on Debian: /usr/lib/softhsm/libsofthsm2.so)."
+                f"{shown_path(path, quoted=False)} is not a valid file path. The PKCS#11 library "
+                f"{shown_path(path)} {what}: set pkcs11_lib to the module's path (for SoftHSM2 "
+                "on Debian: /usr/lib/softhsm/libsofthsm2.so)."
             )
         try:
             self._lib = crt_io.Pkcs11Lib(file=path)
@@ -173,7 +182,7 @@ class Pkcs11Key:
 
     def describe(self) -> str:
         config = self._config
-        parts = [f"PKCS#11 module {config.pkcs11_lib}"]
+        parts = [f"PKCS#11 module {shown_path(config.pkcs11_lib, quoted=False)}"]
         if config.token_label is not None:
             parts.append(f"token {config.token_label!r}")
         if config.slot_id is not None:
@@ -255,11 +264,7 @@ def key_source(
     # Imported here: _pkcs11_uri builds this module's Pkcs11Config.
     from ._pkcs11_uri import is_pkcs11_uri, parse_pkcs11_uri  # noqa: PLC0415
 
-    if private_key is not None and pkcs11 is not None:
-        raise ConflictingOptionsError(
-            "Both private_key and pkcs11 were given: pass exactly one (a key file, PEM bytes or "
-            "a pkcs11: URI, or the PKCS#11 token that holds the key)."
-        )
+    check_key_arguments(private_key, pkcs11)
     if isinstance(private_key, str) and is_pkcs11_uri(private_key):
         pkcs11, private_key = parse_pkcs11_uri(private_key), None
     if pkcs11 is not None:
@@ -269,14 +274,45 @@ def key_source(
                 "(its PIN is user_pin, or pin-source in a pkcs11: URI)."
             )
         return Pkcs11Key(pkcs11)
-    if private_key is None:
-        raise ConflictingOptionsError(
-            "Neither private_key nor pkcs11 was given: pass exactly one (a key file, PEM bytes "
-            "or a pkcs11: URI, or the PKCS#11 token that holds the key)."
-        )
-    origin = "private key bytes" if isinstance(private_key, bytes) else f"key file {private_key}"
+    assert private_key is not None  # noqa: S101 - check_key_arguments made sure
     pem = read_pem(private_key, what="private key")
+    origin = pem_origin(private_key, what="private key")
     return PemKey(pem, certificate_pem, origin=origin, password=password)
+
+
+_ONE_KEY = (
+    "pass exactly one (a key file, PEM bytes or text, or a pkcs11: URI; or the PKCS#11 token "
+    "that holds the key)"
+)
+
+
+def check_key_arguments(private_key: object, pkcs11: object) -> None:
+    """Refuse a ``private_key``/``pkcs11`` pair that cannot be right, before anything is read.
+
+    These are programming errors (a ``ValueError`` each, never a ``TypeError``): no file is
+    worth reading, and no certificate worth judging, until they are fixed.
+
+    Raises:
+        ConflictingOptionsError: both or neither given.
+        ConfigurationError: ``pkcs11`` is not a :class:`Pkcs11Config` or has no ``pkcs11_lib``;
+            ``private_key`` is neither PEM nor a path.
+    """
+    if private_key is not None and pkcs11 is not None:
+        raise ConflictingOptionsError(f"Both private_key and pkcs11 were given: {_ONE_KEY}.")
+    if private_key is None and pkcs11 is None:
+        raise ConflictingOptionsError(f"Neither private_key nor pkcs11 was given: {_ONE_KEY}.")
+    if private_key is not None:
+        check_source(private_key, what="private_key")
+        return
+    if not isinstance(pkcs11, Pkcs11Config):
+        raise ConfigurationError(
+            f"pkcs11 must be a Pkcs11Config (or a dict of its fields), got {type(pkcs11).__name__}."
+        )
+    if not pkcs11.pkcs11_lib or not isinstance(pkcs11.pkcs11_lib, (str, os.PathLike)):
+        raise ConfigurationError(
+            "PKCS#11 library path must be provided: set pkcs11_lib to the path of the PKCS#11 "
+            "module (for SoftHSM2 on Debian: /usr/lib/softhsm/libsofthsm2.so)."
+        )
 
 
 def create_tls_context(
@@ -419,19 +455,19 @@ def _token_not_found(config: Pkcs11Config) -> str:
 def _load_failure(name: str, path: str) -> str:
     if name == "AWS_IO_SHARED_LIBRARY_LOAD_FAILURE":
         return (
-            f"Cannot load {path!r} as a PKCS#11 module: it is not a shared library for this "
-            f"machine, or its dependencies are missing ({name}). Set pkcs11_lib to the module's "
-            ".so file."
+            f"Cannot load {shown_path(path)} as a PKCS#11 module: it is not a shared library for "
+            f"this machine, or its dependencies are missing ({name}). Set pkcs11_lib to the "
+            "module's .so file."
         )
     if name == "AWS_IO_SHARED_LIBRARY_FIND_SYMBOL_FAILURE":
         return (
-            f"Cannot load {path!r} as a PKCS#11 module: it is a shared library without "
+            f"Cannot load {shown_path(path)} as a PKCS#11 module: it is a shared library without "
             f"C_GetFunctionList ({name}). Set pkcs11_lib to the PKCS#11 module itself."
         )
     if name.startswith(_PKCS11):
         return (
-            f"The PKCS#11 module {path!r} failed to initialise ({name}): check its "
+            f"The PKCS#11 module {shown_path(path)} failed to initialise ({name}): check its "
             "configuration (for SoftHSM2: the file SOFTHSM2_CONF names, or "
             "/etc/softhsm/softhsm2.conf, and that its directories.tokendir exists)."
         )
-    return f"Cannot load the PKCS#11 module {path!r} ({name})."
+    return f"Cannot load the PKCS#11 module {shown_path(path)} ({name})."

@@ -9,9 +9,11 @@ import stat
 from datetime import datetime
 from typing import TYPE_CHECKING, Optional, Union
 
+from ._arguments import looks_like_key_material, shown_path
 from ._der import CertificateDates, read_certificate_dates
 from .exceptions import (
     CertificateExpiredError,
+    ConfigurationError,
     ConflictingOptionsError,
     CredentialFileError,
     EncryptedKeyError,
@@ -25,14 +27,17 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import types as key_types
 
 __all__ = [
+    "MAX_PEM_BYTES",
     "PemSource",
     "certificate_dates",
     "check_key_matches",
+    "check_source",
     "check_validity",
     "is_encrypted",
     "load_certificate",
     "load_certificates",
     "load_private_key",
+    "pem_origin",
     "read_pem",
     "read_secret_file",
     "resolve_password",
@@ -40,9 +45,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Where PEM material comes from: ``bytes`` are the PEM itself; ``str`` or a path-like object is
-#: the path of a file holding it. (The 1.x API used the same convention.)
+#: Where PEM material comes from: ``bytes`` are the PEM itself, and so is a ``str`` holding a
+#: ``-----BEGIN`` line; any other ``str`` or a path-like object is the path of a file holding it.
+#: (1.x took every ``str`` as a path and quoted a PEM one whole in its error.)
 PemSource = Union[bytes, str, "os.PathLike[str]"]
+
+#: The largest PEM file read: a certificate chain or a CA bundle (the system's, 200 certificates,
+#: is about 220 KB) fits many times over; a bigger file is a mistake that would cost minutes.
+MAX_PEM_BYTES = 1024 * 1024
+
+_PEM_TEXT = "-----BEGIN"
 
 _ENCRYPTED_MARKERS = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED")
 _DEK_INFO = rb"^DEK-Info: *([A-Za-z0-9-]{1,40}),"  # compiled on first use: errors only
@@ -52,44 +64,126 @@ def read_pem(source: PemSource, *, what: str) -> bytes:
     """Return the PEM bytes of ``source``, reading the file when it is a path.
 
     Raises:
-        CredentialFileError: the file is missing or unreadable.
+        ConfigurationError: ``source`` is not bytes, a ``str`` or a path.
+        CredentialFileError: the file is missing, unreadable, not a regular file, too big, or
+            the "path" is key material (which is never shown).
         InvalidPemError: the content holds no PEM block.
     """
+    check_source(source, what=what)
+    origin = pem_origin(source, what=what)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        origin = f"the {what} bytes"
+    elif isinstance(source, str) and _PEM_TEXT in source:
+        # PEM is ASCII: anything else becomes "?" and fails to parse, with our message.
+        data = source.encode("utf-8", "replace")
     else:
-        path = os.path.expanduser(os.fspath(source))
-        origin = f"{what} file {path!r}"
-        data, _ = _read_file(path, origin)
+        path = os.fspath(source)
+        if looks_like_key_material(os.fsdecode(path)):
+            raise CredentialFileError(
+                f"The {what} is not a file path (it looks like key material; not shown): pass "
+                "the PEM text with its -----BEGIN and -----END lines, or the path of the file."
+            )
+        data, _ = _read_file(os.path.expanduser(path), origin)
     if b"-----BEGIN " not in data:
         raise InvalidPemError(
-            f"The {origin} is not PEM (no '-----BEGIN' line). Pass the PEM text itself as bytes, "
-            "or a file path as str."
+            f"The {origin} is not PEM (no '-----BEGIN' line): pass the PEM text itself (bytes "
+            "or str) or the path of a PEM file."
         )
     return data
 
 
-def _read_file(path: str, origin: str) -> tuple[bytes, int]:
-    """The content and mode of ``path``, or a message that says how to fix it (never the content).
+def check_source(source: object, *, what: str) -> None:
+    """Refuse, as a ``ValueError``, a ``source`` that is neither PEM nor a path (``None``, 42).
 
     Raises:
-        CredentialFileError: missing, a directory, or unreadable.
+        ConfigurationError: naming ``what`` and the type given.
     """
+    if not isinstance(source, (bytes, bytearray, memoryview, str, os.PathLike)):
+        raise ConfigurationError(
+            f"{what} must be PEM bytes, PEM text or a file path, got {type(source).__name__}."
+        )
+
+
+def pem_origin(source: PemSource, *, what: str) -> str:
+    """How messages name ``source``: its bytes, its PEM text or its file; never key material."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"{what} given as bytes"
+    if isinstance(source, str) and _PEM_TEXT in source:
+        return f"{what} given as PEM text"
+    return f"{what} file {shown_path(os.fspath(source))}"
+
+
+def _read_file(path: Union[str, bytes], origin: str) -> tuple[bytes, int]:
+    """The content and mode of ``path``, or a message that says how to fix it (never the content).
+
+    Opened without blocking and checked before reading: a FIFO would block forever, a device
+    such as /dev/zero never ends, and a huge file is not PEM (see :data:`MAX_PEM_BYTES`).
+
+    Raises:
+        CredentialFileError: missing, not a regular file, too big, or unreadable.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        with open(path, "rb") as file:
-            return file.read(), os.fstat(file.fileno()).st_mode
+        descriptor = os.open(path, flags)
     except FileNotFoundError:
         raise CredentialFileError(f"The {origin} does not exist.") from None
-    except IsADirectoryError:
-        raise CredentialFileError(f"The {origin} is a directory, not a file.") from None
     except PermissionError:
         raise CredentialFileError(
-            f"The {origin} is not readable by this user (uid {os.getuid()}): fix its "
+            f"The {origin} is not readable by this user (uid {_uid()}): fix its "
             "permissions or run as its owner."
         ) from None
     except OSError as exc:
         raise CredentialFileError(f"Cannot read the {origin}: {exc.strerror}.") from None
+    except ValueError:  # a NUL character in the path
+        raise CredentialFileError(f"The {origin} is not a valid file path.") from None
+    try:
+        mode = _check_regular(os.fstat(descriptor), origin)
+        data = _read_at_most(descriptor, MAX_PEM_BYTES + 1)
+    except OSError as exc:
+        raise CredentialFileError(f"Cannot read the {origin}: {exc.strerror}.") from None
+    finally:
+        os.close(descriptor)
+    if len(data) > MAX_PEM_BYTES:  # it grew since fstat
+        raise CredentialFileError(_too_big(origin, len(data)))
+    return data, mode
+
+
+def _read_at_most(descriptor: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes: ``os.read`` may return less than asked, so loop to the end."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(descriptor, limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _check_regular(status: os.stat_result, origin: str) -> int:
+    """``status.st_mode`` if it is a regular file of at most :data:`MAX_PEM_BYTES`."""
+    if stat.S_ISDIR(status.st_mode):
+        raise CredentialFileError(f"The {origin} is a directory, not a file.")
+    if not stat.S_ISREG(status.st_mode):
+        raise CredentialFileError(
+            f"The {origin} is not a regular file (a device, FIFO or socket): point the setting "
+            "at the file itself."
+        )
+    if status.st_size > MAX_PEM_BYTES:
+        raise CredentialFileError(_too_big(origin, status.st_size))
+    return status.st_mode
+
+
+def _too_big(origin: str, size: int) -> str:
+    return (
+        f"The {origin} is {size} bytes or more, over the 1 MiB limit for a PEM file, password or "
+        "PIN: point the setting at the right file."
+    )
+
+
+def _uid() -> object:
+    return os.getuid() if hasattr(os, "getuid") else "?"
 
 
 def read_secret_file(path: Union[str, os.PathLike[str]], *, what: str) -> bytes:
@@ -101,7 +195,7 @@ def read_secret_file(path: Union[str, os.PathLike[str]], *, what: str) -> bytes:
         CredentialFileError: missing, unreadable, or empty.
     """
     file = os.path.expanduser(os.fspath(path))
-    origin = f"{what} file {file!r}"
+    origin = f"{what} file {shown_path(file)}"
     data, mode = _read_file(file, origin)
     if data.endswith(b"\n"):
         data = data[:-2] if data.endswith(b"\r\n") else data[:-1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from ._arguments import shown_path
 from ._keys import Pkcs11Config
 from ._pem import read_secret_file
 from .exceptions import CredentialFileError, Pkcs11Error
@@ -190,7 +191,7 @@ def _pin(attrs: dict[str, str]) -> Optional[str]:
     try:
         return pin.decode("utf-8")
     except UnicodeDecodeError:
-        raise Pkcs11Error(f"The PKCS#11 PIN file {path!r} is not UTF-8 text.") from None
+        raise Pkcs11Error(f"The PKCS#11 PIN file {shown_path(path)} is not UTF-8 text.") from None
 
 
 def _file_path(source: str) -> str:

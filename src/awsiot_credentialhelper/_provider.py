@@ -13,10 +13,11 @@ from ._arguments import check_max_attempts, check_timeout
 from ._clock import Clock, utcnow
 from ._credentials import Credentials
 from ._endpoint import Endpoint, parse_endpoint
-from ._keys import KeySource, Pkcs11Config, key_source
+from ._keys import KeySource, Pkcs11Config, check_key_arguments, key_source
 from ._pem import (
     PemSource,
     certificate_dates,
+    check_source,
     check_validity,
     load_certificate,
     read_pem,
@@ -95,6 +96,10 @@ class IotCredentialProvider:
         # Argument errors first: nothing is read or judged until the arguments make sense.
         self.timeout = check_timeout(timeout)
         self._retry = RetryPolicy(check_max_attempts(max_attempts))
+        check_key_arguments(private_key, pkcs11)
+        check_source(certificate, what="certificate")
+        if ca is not None:
+            check_source(ca, what="ca")
         self.endpoint: Endpoint = parse_endpoint(endpoint)
         self.role_alias = _checked(validate_role_alias, role_alias)
         self.thing_name = _checked(validate_thing_name, thing_name) if thing_name else None

@@ -474,3 +474,46 @@ def test_the_largest_timeout_and_attempts_are_accepted(
     make_provider: ProviderFactory, server: TlsServer
 ) -> None:
     assert make_provider(timeout=86400, max_attempts=10).fetch().access_key_id == "ASIATEST"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error_class", "fragment"),
+    [
+        pytest.param(
+            {"private_key": None}, errors.ConflictingOptionsError, "Neither", id="neither"
+        ),
+        pytest.param(
+            {"pkcs11": Pkcs11Config(pkcs11_lib="/x.so")},
+            errors.ConflictingOptionsError,
+            "Both",
+            id="both",
+        ),
+        pytest.param(
+            {"private_key": None, "pkcs11": Pkcs11Config()},
+            errors.ConfigurationError,
+            "PKCS#11 library path must be provided",
+            id="config-without-lib",
+        ),
+        pytest.param(
+            {"private_key": None, "pkcs11": {"pkcs11_lib": "/x.so"}},
+            errors.ConfigurationError,
+            "pkcs11 must be a Pkcs11Config",
+            id="pkcs11-of-another-type",
+        ),
+        pytest.param(
+            {"private_key": 42}, errors.ConfigurationError, "private_key must be", id="key-type"
+        ),
+        pytest.param({"ca": 42}, errors.ConfigurationError, "ca must be", id="ca-type"),
+    ],
+)
+def test_argument_errors_come_before_any_file_is_read(
+    make_provider: ProviderFactory,
+    tmp_path: Path,
+    overrides: dict[str, object],
+    error_class: type[errors.ConfigurationError],
+    fragment: str,
+) -> None:
+    """A programming error is reported as such, even when the certificate is missing too."""
+    with pytest.raises(error_class, match=fragment) as caught:
+        make_provider(certificate=str(tmp_path / "missing.pem"), **overrides)
+    assert not isinstance(caught.value, errors.CredentialFileError)

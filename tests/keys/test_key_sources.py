@@ -151,7 +151,9 @@ def test_key_source_pem(device: DeviceFiles, as_path: bool) -> None:
     source: Any = device.private_key_file if as_path else device.private_key_pem
     key = key_source(private_key=source, pkcs11=None, certificate_pem=device.certificate_pem)
     assert isinstance(key, PemKey)
-    expected = f"key file {device.private_key_file}" if as_path else "private key bytes"
+    expected = (
+        f"private key file {device.private_key_file!r}" if as_path else "private key given as bytes"
+    )
     assert key.describe() == expected
     assert key.explain_crt_error("AWS_IO_TLS_CTX_ERROR") is None
 
