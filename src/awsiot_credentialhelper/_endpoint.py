@@ -13,15 +13,17 @@ DEFAULT_PORT = 443
 
 _DESCRIBE_ENDPOINT = "aws iot describe-endpoint --endpoint-type iot:CredentialProvider"
 
-# <prefix>.credentials.iot[-fips].<region>.amazonaws.com[.cn]
+# <prefix>.credentials.iot[-fips].<region>.amazonaws.com[.cn]. The prefix is any one label (the
+# labels are checked on their own): 1.x's docs wrote "my_endpoint", and DNS, not this module,
+# says whether a prefix exists.
 _CREDENTIAL_ENDPOINT = re.compile(
-    r"^[a-z0-9-]+\.credentials\.iot(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)"
-    r"\.amazonaws\.com(?:\.cn)?$"
+    r"[^.]+\.credentials\.iot(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)"
+    r"\.amazonaws\.com(?:\.cn)?"
 )
 # Data endpoints people paste by mistake: <prefix>-ats.iot..., <prefix>.ats.iot..., <prefix>.iot...
-_DATA_ENDPOINT = re.compile(
-    r"^[a-z0-9-]+(?:-ats|\.ats)?\.iot(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com"
-)
+_DATA_ENDPOINT = re.compile(r"[^.]+(?:\.ats)?\.iot(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com")
+# One label of a host name: letters, digits, '-' and '_' (lower-cased before matching).
+_LABEL = re.compile(r"[a-z0-9_-]+")
 _HOST_PORT = re.compile(
     r"^(?:\[(?P<ipv6>[0-9a-fA-F:.]+)\]|(?P<host>[^:/\[\]]+))(?::(?P<port>\d+))?$"
 )
@@ -76,6 +78,46 @@ def _is_ipv4(host: str) -> bool:
     )
 
 
+def _checked_characters(text: str, endpoint: str) -> str:
+    """``text`` if it is printable ASCII without spaces: the only characters a host name holds.
+
+    Raises:
+        InvalidEndpointError: not ASCII (including undecodable bytes that ``os.fsdecode`` turned
+            into surrogates), or a space or control character. The message shows the endpoint
+            in ASCII, so any log can carry it.
+    """
+    if not text.isascii():
+        raise InvalidEndpointError(
+            f"Endpoint {endpoint!a} holds characters that are not ASCII (or bytes that are "
+            "not UTF-8): a host name is ASCII (an internationalised one in its xn-- form); "
+            f"get yours with `{_DESCRIBE_ENDPOINT}`."
+        )
+    if any(character.isspace() or not character.isprintable() for character in text):
+        raise InvalidEndpointError(
+            f"Endpoint {endpoint!a} holds a space or a control character: a host name has neither."
+        )
+    return text
+
+
+def _check_labels(host: str, endpoint: str) -> None:
+    """Refuse an empty label (``a..b``) or a character no host name label holds (``@``).
+
+    Raises:
+        InvalidEndpointError: naming the label or character.
+    """
+    for label in host.split("."):
+        if not label:
+            raise InvalidEndpointError(
+                f"Endpoint {endpoint!a} has an empty label (two dots in a row, or a leading dot)."
+            )
+        if not _LABEL.fullmatch(label):
+            bad = next(c for c in label if not _LABEL.fullmatch(c))
+            raise InvalidEndpointError(
+                f"Endpoint {endpoint!a} holds {bad!r}, which no host name holds (labels are "
+                f"letters, digits, '-' and '_'); get yours with `{_DESCRIBE_ENDPOINT}`."
+            )
+
+
 def parse_endpoint(endpoint: str) -> Endpoint:
     """Split ``endpoint`` into host, port and region.
 
@@ -86,20 +128,27 @@ def parse_endpoint(endpoint: str) -> Endpoint:
     Raises:
         InvalidEndpointError: the text is not a usable endpoint.
     """
-    text = endpoint.strip()
+    if not isinstance(endpoint, str):
+        raise InvalidEndpointError(
+            f"endpoint must be a str (host, host:port or [IPv6]:port), got "
+            f"{type(endpoint).__name__}; get yours with `{_DESCRIBE_ENDPOINT}`."
+        )
+    text = _checked_characters(endpoint.strip(), endpoint)
     if text.lower().startswith("https://"):
         text = text[len("https://") :].rstrip("/")
-    match = _HOST_PORT.match(text)
+    match = _HOST_PORT.fullmatch(text)
     if not text or match is None:
         raise InvalidEndpointError(
-            f"Endpoint {endpoint!r} is not a host name, host:port or [IPv6]:port; "
+            f"Endpoint {endpoint!a} is not a host name, host:port or [IPv6]:port; "
             f"get yours with `{_DESCRIBE_ENDPOINT}`."
         )
     host = (match.group("ipv6") or match.group("host")).lower().rstrip(".")
     port = int(match.group("port")) if match.group("port") else DEFAULT_PORT
     if not 0 < port < 65536:
-        raise InvalidEndpointError(f"Endpoint {endpoint!r} has port {port}, outside 1-65535.")
-    credential = _CREDENTIAL_ENDPOINT.match(host)
+        raise InvalidEndpointError(f"Endpoint {endpoint!a} has port {port}, outside 1-65535.")
+    if not match.group("ipv6"):
+        _check_labels(host, endpoint)
+    credential = _CREDENTIAL_ENDPOINT.fullmatch(host)
     if credential:
         return Endpoint(host=host, port=port, region=credential.group("region"))
     if _DATA_ENDPOINT.match(host):

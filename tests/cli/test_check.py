@@ -211,3 +211,22 @@ def test_text_report_falls_back_to_ascii_marks() -> None:
     ascii_text = report.to_text("ascii")
     assert "[ok] First: fine\n[FAIL] Second: broken\n" in ascii_text
     assert ascii_text.endswith("some checks failed (exit code 3)\n")
+
+
+def test_an_endpoint_that_is_not_utf_8_fails_its_step(
+    cli: Cli, device: DeviceFiles, ca_file: str
+) -> None:
+    """Bytes that are not UTF-8 reach argv as surrogates; they crashed a fetch."""
+    endpoint = os.fsdecode(b"bad\xff:1")
+    code, steps = _check(
+        cli,
+        f"--endpoint={endpoint}",
+        "--role-alias=a",
+        f"--certificate={device.certificate_file}",
+        f"--private-key={device.private_key_file}",
+        f"--ca={ca_file}",
+    )
+    assert code == 2
+    assert steps["endpoint"]["status"] == "fail"
+    assert "not ASCII" in steps["endpoint"]["detail"]
+    assert steps["request"]["status"] == "skip"

@@ -237,3 +237,18 @@ def test_the_cheap_uri_test_agrees_with_the_library(text: str) -> None:
     from awsiot_credentialhelper.cli._options import is_pkcs11_uri  # noqa: PLC0415
 
     assert is_pkcs11_uri(text) == library(text)
+
+
+def test_an_endpoint_that_is_not_utf_8_is_a_configuration_error(tmp_path: Path) -> None:
+    """What ``--endpoint`` holds when argv had bytes that are not UTF-8 (surrogates)."""
+    from awsiot_credentialhelper.cli._options import build_provider  # noqa: PLC0415
+    from awsiot_credentialhelper.exceptions import InvalidEndpointError  # noqa: PLC0415
+
+    settings = Settings(
+        endpoint="bad\udcff:1",
+        role_alias="a",
+        certificate=str(tmp_path / "c.pem"),
+        private_key=str(tmp_path / "k.pem"),
+    )
+    with pytest.raises(InvalidEndpointError, match="not ASCII"):
+        build_provider(settings, {})

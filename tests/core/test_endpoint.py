@@ -102,3 +102,50 @@ def test_authority_is_the_host_header(text: str, authority: str) -> None:
 )
 def test_ip_literals(text: str, literal: bool) -> None:
     assert parse_endpoint(text).is_ip_literal is literal
+
+
+@pytest.mark.parametrize(
+    ("text", "region"),
+    [
+        pytest.param(
+            "my_endpoint.credentials.iot.us-west-2.amazonaws.com", "us-west-2", id="1x-docs"
+        ),
+        pytest.param(
+            "your_endpoint.credentials.iot.us-west-2.amazonaws.com", "us-west-2", id="yours"
+        ),
+        pytest.param(
+            "cicd_testing.credentials.iot.us-west-2.amazonaws.com", "us-west-2", id="1x-ci"
+        ),
+        pytest.param(
+            "My_Endpoint.credentials.iot-fips.us-east-1.amazonaws.com", "us-east-1", id="fips"
+        ),
+        pytest.param("x_y.credentials.iot.cn-north-1.amazonaws.com.cn", "cn-north-1", id="china"),
+    ],
+)
+def test_any_single_label_prefix_is_accepted(text: str, region: str) -> None:
+    """Prefixes are not ours to judge: DNS says whether they exist (constructed, never fetched)."""
+    assert parse_endpoint(text).region == region
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        pytest.param(".credentials.iot.us-west-2.amazonaws.com", "empty label", id="empty-prefix"),
+        pytest.param("a..credentials.iot.us-west-2.amazonaws.com", "empty label", id="empty-label"),
+        pytest.param("my endpoint.credentials.iot.us-west-2.amazonaws.com", "space", id="space"),
+        pytest.param("user@x.credentials.iot.us-west-2.amazonaws.com", "'@'", id="at"),
+        pytest.param("a/b.credentials.iot.us-west-2.amazonaws.com", "not a host name", id="slash"),
+        pytest.param("ünïcode.credentials.iot.us-west-2.amazonaws.com", "ASCII", id="non-ascii"),
+        pytest.param("bad\udcff.credentials.iot.us-west-2.amazonaws.com", "ASCII", id="non-utf-8"),
+        pytest.param("localhost\n:8443", "control", id="newline"),
+    ],
+)
+def test_hosts_that_cannot_be_are_refused_clearly(text: str, fragment: str) -> None:
+    with pytest.raises(InvalidEndpointError, match=fragment) as caught:
+        parse_endpoint(text)
+    str(caught.value).encode("ascii")  # a message any log can carry
+
+
+def test_a_data_endpoint_with_an_underscore_is_still_told_apart() -> None:
+    with pytest.raises(InvalidEndpointError, match="data endpoint"):
+        parse_endpoint("my_prefix-ats.iot.us-east-1.amazonaws.com")
