@@ -14,6 +14,9 @@ __all__ = ["HTTPS_PROXY", "NO_PROXY", "get"]
 HTTPS_PROXY = "HTTPS_PROXY"
 #: Comma-separated hosts, domains and networks that bypass the proxy; ``no_proxy`` also works.
 NO_PROXY = "NO_PROXY"
+#: The region most AWS SDKs and the AWS CLI v2 read before ``AWS_DEFAULT_REGION`` (botocore reads
+#: only that one): ``get_session()`` uses it when neither the caller nor the endpoint names one.
+AWS_REGION = "AWS_REGION"
 
 
 def get(name: str) -> Optional[str]:
