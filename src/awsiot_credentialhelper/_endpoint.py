@@ -54,21 +54,6 @@ class Endpoint(NamedTuple):
     def __str__(self) -> str:
         return self.authority
 
-    def require_region(self, explicit: Optional[str] = None) -> str:
-        """The region to use: ``explicit`` wins, else the one in the hostname.
-
-        Raises:
-            InvalidEndpointError: neither is known (a local or custom endpoint without a region).
-        """
-        region = explicit or self.region
-        if region:
-            return region
-        raise InvalidEndpointError(
-            f"Cannot tell the AWS region from endpoint {self.authority!r}: pass a region "
-            f"(e.g. region='us-east-1'), as local and test endpoints need, or use the endpoint "
-            f"that `{_DESCRIBE_ENDPOINT}` prints."
-        )
-
 
 def _is_ipv4(host: str) -> bool:
     """Dotted-quad ``a.b.c.d``: the form awscrt and the socket layer treat as an address."""

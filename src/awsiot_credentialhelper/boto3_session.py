@@ -7,14 +7,17 @@ arguments, and every error still an instance of ``ValueError``. New options are 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any, Optional, Union
 
 import boto3
 import botocore.session
 
+from . import _environment as env
 from ._botocore import IotCoreCredentials, install
 from ._clock import Clock, utcnow
+from ._endpoint import Endpoint
 from ._keys import Pkcs11Config
 from ._pem import PemSource
 from ._provider import DEFAULT_TIMEOUT, IotCredentialProvider
@@ -50,7 +53,8 @@ class Boto3SessionProvider:
             credentials redacted (Linux; elsewhere it stays off). Process-wide: the last
             provider's level applies.
         verify_peer: Verify the endpoint's certificate (turn off for local tests only).
-        region: The region of the sessions' clients; default: the endpoint's region.
+        region: The region of the sessions' clients; default: the endpoint's region, else
+            ``AWS_REGION``, ``AWS_DEFAULT_REGION`` or the profile's, else ``us-east-1`` (as 1.x).
         private_key_password: Password of an encrypted private key.
         timeout: Total seconds for one credential fetch, retries included.
         max_attempts: Attempts per fetch (network errors, 429 and 5xx are retried).
@@ -140,16 +144,18 @@ class Boto3SessionProvider:
 
         Raises:
             ConflictingOptionsError: both ``region`` and ``region_name`` given, differently.
-            InvalidEndpointError: no region given and the endpoint names none.
         """
         if region and region_name and region != region_name:
             raise ConflictingOptionsError(
                 f"region={region!r} and region_name={region_name!r} disagree: pass one."
             )
-        chosen = self._provider.endpoint.require_region(region or region_name or self._region)
         botocore_session = botocore.session.Session(
             profile=session_kwargs.pop("profile_name", None)
         )
+        chosen, source = _region(
+            region or region_name or self._region, self._provider.endpoint, botocore_session
+        )
+        logger.debug("Sessions use region %s (%s).", chosen, source)
         install(botocore_session, self._credentials)
         return boto3.Session(
             botocore_session=botocore_session, region_name=chosen, **session_kwargs
@@ -168,6 +174,34 @@ class Boto3SessionProvider:
 
     def __repr__(self) -> str:
         return f"Boto3SessionProvider({self._provider!r})"
+
+
+#: 1.x's region for an endpoint without one, kept for the code written for it ("all roads lead
+#: to N. Virginia"), but only after every setting that names a region.
+_FALLBACK_REGION = "us-east-1"
+
+
+def _region(
+    explicit: Optional[str], endpoint: Endpoint, botocore_session: botocore.session.Session
+) -> tuple[str, str]:
+    """The sessions' region and where it came from, in this order: the caller's argument; the
+    endpoint's name; ``AWS_REGION``; botocore's own settings (``AWS_DEFAULT_REGION``, the
+    profile's ``region``); else 1.x's ``us-east-1``. Local and test endpoints name no region.
+    """
+    if explicit:
+        return explicit, "given"
+    if endpoint.region:
+        return endpoint.region, f"named by the endpoint {endpoint.host}"
+    from_environment = os.environ.get(env.AWS_REGION)
+    if from_environment:
+        return from_environment, f"from ${env.AWS_REGION}"
+    configured = botocore_session.get_config_variable("region")
+    if configured:
+        return str(configured), "from botocore's settings: $AWS_DEFAULT_REGION or the profile"
+    return _FALLBACK_REGION, (
+        f"the default, as in 1.x: neither the arguments, the endpoint {endpoint.host}, "
+        f"${env.AWS_REGION}, $AWS_DEFAULT_REGION nor the profile name one"
+    )
 
 
 def _send_awscrt_log_to_stderr(level: Any) -> None:

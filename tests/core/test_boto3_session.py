@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import http.server
+import logging
 import subprocess
 import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import trustme
@@ -95,11 +97,92 @@ def test_region_and_region_name_both_work(session_provider: Boto3SessionProvider
         session_provider.get_session(region="eu-west-1", region_name="us-east-1")
 
 
-def test_local_endpoint_without_region_says_to_pass_one(
+@pytest.fixture
+def no_region_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No region in the environment or in an (empty) AWS config file; returns that file."""
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    config = tmp_path / "config"
+    config.write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    return config
+
+
+@pytest.mark.parametrize(
+    ("variables", "config", "region", "source"),
+    [
+        pytest.param({}, "", "us-east-1", "default", id="default-as-1x"),
+        pytest.param({"AWS_REGION": "eu-west-3"}, "", "eu-west-3", "AWS_REGION", id="aws-region"),
+        pytest.param(
+            {"AWS_DEFAULT_REGION": "ap-south-1"}, "", "ap-south-1", "botocore", id="default-region"
+        ),
+        pytest.param(
+            {"AWS_REGION": "eu-west-3", "AWS_DEFAULT_REGION": "ap-south-1"},
+            "",
+            "eu-west-3",
+            "AWS_REGION",
+            id="aws-region-first",
+        ),
+        pytest.param({}, "[default]\nregion = sa-east-1\n", "sa-east-1", "botocore", id="profile"),
+    ],
+)
+def test_a_local_endpoint_without_region_takes_boto3s_settings_then_us_east_1(  # noqa: PLR0917
     session_provider: Boto3SessionProvider,
+    no_region_settings: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    variables: dict[str, str],
+    config: str,
+    region: str,
+    source: str,
 ) -> None:
-    with pytest.raises(ValueError, match="pass a region"):
-        session_provider.get_session()
+    """1.x used us-east-1 for localhost; 2.x raised InvalidEndpointError."""
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    no_region_settings.write_text(config)
+    with caplog.at_level(logging.DEBUG, logger="awsiot_credentialhelper"):
+        assert session_provider.get_session().region_name == region
+    (message,) = [r.getMessage() for r in caplog.records if "region" in r.getMessage()]
+    assert region in message
+    assert source in message
+
+
+def test_a_named_profiles_region_is_used(
+    session_provider: Boto3SessionProvider, no_region_settings: Path
+) -> None:
+    no_region_settings.write_text("[profile device]\nregion = ca-central-1\n")
+    assert session_provider.get_session(profile_name="device").region_name == "ca-central-1"
+
+
+def test_the_endpoints_region_beats_the_environment(
+    device: DeviceFiles, no_region_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    provider = Boto3SessionProvider(
+        "abc123.credentials.iot.us-west-2.amazonaws.com",
+        "alias",
+        "thing",
+        device.certificate_pem,
+        device.private_key_pem,
+    )
+    with provider:  # constructed only: nothing is fetched from the placeholder endpoint
+        assert provider.get_session().region_name == "us-west-2"
+        assert provider.get_session("eu-central-1").region_name == "eu-central-1"
+
+
+def test_the_constructors_region_beats_the_endpoints(device: DeviceFiles) -> None:
+    provider = Boto3SessionProvider(
+        "abc123.credentials.iot.us-west-2.amazonaws.com",
+        "alias",
+        "thing",
+        device.certificate_pem,
+        device.private_key_pem,
+        region="eu-north-1",
+    )
+    with provider:
+        assert provider.get_session().region_name == "eu-north-1"
+        assert provider.get_session(region_name="us-east-2").region_name == "us-east-2"
 
 
 def test_region_comes_from_a_standard_endpoint(device: DeviceFiles) -> None:

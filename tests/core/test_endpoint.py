@@ -72,12 +72,10 @@ def test_port_out_of_range() -> None:
         parse_endpoint("host:99999")
 
 
-def test_explicit_region_wins_and_local_endpoints_need_one() -> None:
-    standard = parse_endpoint("x.credentials.iot.us-west-2.amazonaws.com")
-    assert standard.require_region() == "us-west-2"
-    assert standard.require_region("eu-west-1") == "eu-west-1"
-    with pytest.raises(InvalidEndpointError, match="pass a region"):
-        parse_endpoint("localhost:8443").require_region()
+def test_local_endpoints_name_no_region() -> None:
+    """boto3_session then takes boto3's region settings, else us-east-1 (as 1.x did)."""
+    assert parse_endpoint("x.credentials.iot.us-west-2.amazonaws.com").region == "us-west-2"
+    assert parse_endpoint("localhost:8443").region is None
 
 
 @pytest.mark.parametrize(
