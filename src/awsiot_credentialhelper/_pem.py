@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Optional, Union
 from ._arguments import looks_like_key_material, shown_path
 from ._der import CertificateDates, read_certificate_dates
 from .exceptions import (
-    CertificateExpiredError,
     ConfigurationError,
     ConflictingOptionsError,
     CredentialFileError,
@@ -33,6 +32,7 @@ __all__ = [
     "check_key_matches",
     "check_source",
     "check_validity",
+    "expiry_note",
     "is_encrypted",
     "load_certificate",
     "load_certificates",
@@ -295,23 +295,41 @@ def certificate_dates(pem: bytes) -> CertificateDates:
 
 
 def check_validity(dates: CertificateDates, now: datetime) -> None:
-    """Refuse an expired device certificate; warn about one not valid yet (clock may be wrong).
+    """Warn when this device's clock says the certificate is expired or not valid yet.
 
-    Raises:
-        CertificateExpiredError: ``now`` is past the certificate's notAfter.
+    The device's clock is not the judge: devices without a real-time clock, and test suites
+    with old fixture certificates, may be wrong about the date. The provider decides; when it
+    refuses the certificate, :func:`expiry_note` says what this clock thought.
     """
     if now > dates.not_after:
-        raise CertificateExpiredError(
-            f"The device certificate expired on {dates.not_after:%Y-%m-%d %H:%M} UTC (serial "
-            f"{dates.serial_number:x}); issue and register a new one. If it is not really "
-            "expired, this device's clock is wrong."
+        logger.warning(
+            "The device certificate expired on %s UTC by this device's clock (serial %x); "
+            "trying anyway: if the clock is wrong the provider accepts it, else issue and "
+            "register a new certificate.",
+            _when(dates.not_after),
+            dates.serial_number,
         )
-    if now < dates.not_before:
+    elif now < dates.not_before:
         logger.warning(
             "The device certificate is not valid until %s UTC by this device's clock; "
             "if the clock is wrong, the provider will still accept it.",
-            dates.not_before.strftime("%Y-%m-%d %H:%M"),
+            _when(dates.not_before),
         )
+
+
+def expiry_note(dates: CertificateDates, now: datetime) -> Optional[str]:
+    """A sentence for a refusal of the certificate, when this device's clock says it expired."""
+    if now <= dates.not_after:
+        return None
+    return (
+        f"The certificate looks expired by this device's clock (notAfter "
+        f"{_when(dates.not_after)} UTC): issue and register a new one, or set the clock if it "
+        "is wrong."
+    )
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def is_encrypted(pem: bytes) -> bool:

@@ -19,6 +19,7 @@ from ._pem import (
     certificate_dates,
     check_source,
     check_validity,
+    expiry_note,
     load_certificate,
     read_pem,
     resolve_password,
@@ -28,7 +29,13 @@ from ._proxy import ProxySettings, parse_proxy_url, proxy_from_environment
 from ._retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from ._transport import CrtTransport, build_tls_context
 from ._version import __version__
-from .exceptions import ConfigurationError, CredentialHelperError, InvalidPemError
+from .exceptions import (
+    CertificateRejectedError,
+    ConfigurationError,
+    CredentialHelperError,
+    InvalidPemError,
+    TlsHandshakeError,
+)
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -47,10 +54,12 @@ _T = TypeVar("_T")
 class IotCredentialProvider:
     """Trades a device certificate for credentials, one :meth:`fetch` at a time.
 
-    Everything that can be checked without the network is checked here, at construction: the
-    endpoint's form, that the files exist and hold PEM, that the key matches the certificate,
-    that the certificate has not expired, the PKCS#11 module. The awscrt event loop, resolver,
-    bootstrap and TLS context are built once and reused by every fetch.
+    Everything that can be checked without the network is checked here, at construction, the
+    arguments first: the endpoint's form, that the files exist and hold PEM, that the key
+    matches the certificate, the PKCS#11 module. The certificate's dates only warn (this
+    device's clock may be wrong); a refusal by the provider then says it looks expired. The
+    awscrt event loop, resolver, bootstrap and TLS context are built once and reused by every
+    fetch.
 
     Args:
         endpoint: The Credential Provider endpoint (``aws iot describe-endpoint --endpoint-type
@@ -105,7 +114,8 @@ class IotCredentialProvider:
         self.thing_name = _checked(validate_thing_name, thing_name) if thing_name else None
         self._clock = clock
         certificate_pem = read_pem(certificate, what="certificate")
-        check_validity(certificate_dates(certificate_pem), clock())
+        self._certificate_dates = certificate_dates(certificate_pem)
+        check_validity(self._certificate_dates, clock())
         self._certificate_pem = certificate_pem
         self.key: KeySource = key_source(
             private_key=private_key,
@@ -194,14 +204,18 @@ class IotCredentialProvider:
 
     def _fetch_once(self, deadline: float) -> Credentials:
         remaining = deadline - time.monotonic()
-        response = self._transport.send(self._request, timeout=max(remaining, 0.001))
-        credentials = parse_response(
-            response,
-            local_now=self._clock(),
-            endpoint=str(self.endpoint),
-            role_alias=self.role_alias,
-            thing_name=self.thing_name,
-        )
+        try:
+            response = self._transport.send(self._request, timeout=max(remaining, 0.001))
+            credentials = parse_response(
+                response,
+                local_now=self._clock(),
+                endpoint=str(self.endpoint),
+                role_alias=self.role_alias,
+                thing_name=self.thing_name,
+            )
+        except (CertificateRejectedError, TlsHandshakeError) as error:
+            self._add_expiry_note(error)
+            raise
         logger.info(
             "Fetched credentials %s for %r, valid until %s.",
             credentials.access_key_id,
@@ -209,6 +223,17 @@ class IotCredentialProvider:
             credentials.expiration.isoformat(),
         )
         return credentials
+
+    def _add_expiry_note(self, error: CredentialHelperError) -> None:
+        """Say in ``error`` that the certificate looks expired, if this device's clock says so.
+
+        The certificate was tried anyway (see ``check_validity``); now that the provider refused
+        it, the date is the likeliest reason. The note goes into the message itself (``args``),
+        as ``str(error)`` is what logs and the CLI show.
+        """
+        note = expiry_note(self._certificate_dates, self._clock())
+        if note is not None and error.args:
+            error.args = (f"{error.args[0]} {note}", *error.args[1:])
 
 
 def _checked(validate: Callable[..., _T], value: object) -> _T:

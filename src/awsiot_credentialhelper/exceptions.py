@@ -13,7 +13,7 @@ The tree::
     │   ├── CredentialFileError            a file is missing or unreadable
     │   ├── InvalidPemError                not PEM, or PEM of the wrong kind
     │   ├── KeyMismatchError               the private key does not belong to the certificate
-    │   ├── CertificateExpiredError        the device certificate is past its notAfter date
+    │   ├── CertificateExpiredError        (no longer raised: an expired certificate is tried)
     │   ├── EncryptedKeyError              an encrypted private key cannot be decrypted
     │   └── Pkcs11Error                    the PKCS#11 module, token, PIN or key label
     ├── NetworkError                       reaching the endpoint failed (retryable)
@@ -110,7 +110,12 @@ class KeyMismatchError(ConfigurationError):
 
 
 class CertificateExpiredError(ConfigurationError):
-    """The device certificate has expired; the provider would refuse it."""
+    """The device certificate has expired.
+
+    No longer raised: this device's clock is not the judge of the certificate, so an expired
+    one is tried with a warning, and the provider's refusal (``CertificateRejectedError`` or
+    ``TlsHandshakeError``) says it looks expired. Kept for ``except`` clauses that name it.
+    """
 
 
 class EncryptedKeyError(ConfigurationError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import threading
@@ -20,7 +21,15 @@ from awsiot_credentialhelper import IotCredentialProvider, Pkcs11Config
 from awsiot_credentialhelper import exceptions as errors
 
 from ..conftest import ProviderFactory
-from ..servers import DeviceFiles, Reply, TlsServer, credentials_body, error_body, issue_device
+from ..servers import (
+    DeviceFiles,
+    FakeClock,
+    Reply,
+    TlsServer,
+    credentials_body,
+    error_body,
+    issue_device,
+)
 
 
 def test_fetch_sends_what_the_service_needs(
@@ -371,17 +380,78 @@ def test_a_file_that_is_not_a_pkcs11_module(
         make_provider(private_key=None, pkcs11=Pkcs11Config(pkcs11_lib=files["not_pem"]))
 
 
-def test_expired_certificate_is_refused_before_any_request(
-    make_provider: ProviderFactory, ca: trustme.CA, server: TlsServer
-) -> None:
+def _expired_device(ca: trustme.CA) -> tuple[bytes, bytes]:
     long_ago = datetime(2020, 1, 1, tzinfo=timezone.utc)
     leaf = ca.issue_cert("old.example", not_before=long_ago, not_after=long_ago + timedelta(1))
-    with pytest.raises(errors.CertificateExpiredError, match="expired on 2020-01-02"):
-        make_provider(
-            certificate=leaf.cert_chain_pems[0].bytes(),
-            private_key=leaf.private_key_pem.bytes(),
-        )
+    return leaf.cert_chain_pems[0].bytes(), leaf.private_key_pem.bytes()
+
+
+def _month_long_device(ca: trustme.CA) -> dict[str, object]:
+    """A certificate valid for 30 days, and a device clock a year ahead that says it expired."""
+    now = datetime.now(timezone.utc)
+    leaf = ca.issue_cert(
+        "month.example", not_before=now - timedelta(1), not_after=now + timedelta(30)
+    )
+    return {
+        "certificate": leaf.cert_chain_pems[0].bytes(),
+        "private_key": leaf.private_key_pem.bytes(),
+        "clock": FakeClock(now + timedelta(days=365)),
+    }
+
+
+def test_a_certificate_expired_by_this_devices_clock_is_tried_with_a_warning(
+    make_provider: ProviderFactory,
+    ca: trustme.CA,
+    server: TlsServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A device without a real-time clock may be a year ahead: the provider judges, not it."""
+    with caplog.at_level(logging.WARNING, logger="awsiot_credentialhelper"):
+        provider = make_provider(**_month_long_device(ca))
+    assert "expired on" in caplog.text
+    assert "by this device's clock" in caplog.text
+    assert provider.fetch().access_key_id == "ASIATEST"
+    assert server.request_count == 1
+
+
+def test_a_refusal_of_a_certificate_expired_by_the_devices_clock_says_so(
+    make_provider: ProviderFactory, ca: trustme.CA, server: TlsServer
+) -> None:
+    server.set_default(
+        Reply(status=403, body=error_body("Certificate is invalid on this endpoint"))
+    )
+    with pytest.raises(errors.CertificateRejectedError) as caught:
+        make_provider(**_month_long_device(ca)).fetch()
+    message = str(caught.value)
+    assert "looks expired by this device's clock" in message
+    assert "(notAfter " in message
+    assert "describe-certificate" in message  # the refusal's own advice stays
+    assert caught.value.status_code == 403
+
+
+def test_an_expired_certificate_refused_in_the_handshake_says_so(
+    make_provider: ProviderFactory, ca: trustme.CA, server: TlsServer
+) -> None:
+    """Old fixture certificates: 1.x-era test suites, and devices left on a shelf."""
+    certificate, key = _expired_device(ca)
+    provider = make_provider(certificate=certificate, private_key=key, max_attempts=1)
+    with pytest.raises(errors.TlsHandshakeError) as caught:
+        provider.fetch()
+    assert "looks expired by this device's clock (notAfter 2020-01-02 00:00 UTC)" in str(
+        caught.value
+    )
     assert server.request_count == 0
+
+
+def test_a_valid_certificate_refused_gets_no_expiry_note(
+    make_provider: ProviderFactory, server: TlsServer
+) -> None:
+    server.set_default(
+        Reply(status=403, body=error_body("Certificate is invalid on this endpoint"))
+    )
+    with pytest.raises(errors.CertificateRejectedError) as caught:
+        make_provider().fetch()
+    assert "expired" not in str(caught.value)
 
 
 def test_private_key_never_in_errors_or_reprs(
