@@ -252,3 +252,40 @@ def test_an_endpoint_that_is_not_utf_8_is_a_configuration_error(tmp_path: Path) 
     )
     with pytest.raises(InvalidEndpointError, match="not ASCII"):
         build_provider(settings, {})
+
+
+def test_a_key_body_never_shows_in_settings_or_in_errors(tmp_path: Path) -> None:
+    """The key without armour in $AWSIOT_CREDENTIAL_PRIVATE_KEY: not a path, and never echoed."""
+    import trustme  # noqa: PLC0415
+
+    from awsiot_credentialhelper.cli._options import build_provider  # noqa: PLC0415
+
+    leaf = trustme.CA().issue_cert("device.example")
+    certificate = tmp_path / "device.pem"
+    leaf.cert_chain_pems[0].write_to_path(str(certificate))
+    body = "".join(
+        line for line in leaf.private_key_pem.bytes().decode().splitlines() if "-----" not in line
+    )
+    settings = resolve(
+        _parse(),
+        {
+            "AWSIOT_CREDENTIAL_PRIVATE_KEY": body,
+            "AWSIOT_CREDENTIAL_ENDPOINT": "localhost:1",
+            "AWSIOT_CREDENTIAL_ROLE_ALIAS": "a",
+            "AWSIOT_CREDENTIAL_CERTIFICATE": str(certificate),
+        },
+    )
+    assert body[:16] not in repr(settings)
+    assert "<key material>" in repr(settings)
+    with pytest.raises(ConfigurationError, match="looks like key material") as caught:
+        build_provider(settings, {})
+    assert not any(body[i : i + 16] in str(caught.value) for i in range(0, len(body) - 16, 16))
+
+
+def test_an_unreadable_config_file_is_named_without_its_content(tmp_path: Path) -> None:
+    path = tmp_path / "config"
+    path.write_bytes(b"[profile dev]\naws_secret_access_key = \xffSECRET\n")
+    with pytest.raises(ConfigurationError, match="not UTF-8") as caught:
+        load_profile("dev", {"AWS_CONFIG_FILE": str(path)})
+    assert "SECRET" not in str(caught.value)
+    assert "\\xff" not in str(caught.value)

@@ -19,6 +19,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from .._arguments import looks_like_key_material
 from .._clock import utcnow
 from .._protocol import CLOCK_SKEW_TOLERANCE
 from ..exceptions import (
@@ -300,16 +301,17 @@ def _check_certificate(report: Report, context: _Context) -> None:
     subject = certificate.subject.rfc4514_string() or "(empty subject)"
     dates = f"{subject}, valid {not_before:%Y-%m-%d} to {not_after:%Y-%m-%d}"
     title = f"Certificate ({origin})"
+    # This device's clock is not the judge (as in the library): the request below is tried, and
+    # the provider's answer tells an expired certificate from a wrong clock.
     if now > not_after:
         report.add(
             Step(
                 "certificate",
                 title,
-                FAIL,
-                f"{dates}: EXPIRED {(now - not_after).days} days ago",
-                "Issue and register a new certificate (or, if it is not really expired, set this "
-                "device's clock with NTP).",
-                EXIT_USAGE,
+                WARN,
+                f"{dates}: EXPIRED {(now - not_after).days} days ago by this device's clock",
+                "Issue and register a new certificate (or, if the request below succeeds, set "
+                "this device's clock with NTP).",
             )
         )
     elif now < not_before:
@@ -317,10 +319,9 @@ def _check_certificate(report: Report, context: _Context) -> None:
             Step(
                 "certificate",
                 title,
-                FAIL,
+                WARN,
                 f"{dates}: not valid yet by this device's clock",
                 "This device's clock is probably wrong: set it (NTP), then check again.",
-                EXIT_USAGE,
             )
         )
     elif left < CERTIFICATE_WARNING:
@@ -724,10 +725,13 @@ def _check_clock(report: Report, credentials: Optional[Credentials]) -> None:
 
 
 def _origin(settings: Settings, name: str) -> str:
+    """Where a PEM setting comes from, for a step's title: its path, or whence its text came."""
     value = getattr(settings, name) or ""
     source = settings.sources.get(name, "")
     if "-----BEGIN" in value:
         return f"PEM text from {source}"
+    if looks_like_key_material(value):
+        return f"key material from {source}, not shown"
     return value
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 
 from .. import _environment as env
-from .._arguments import check_timeout
+from .._arguments import check_timeout, looks_like_key_material, shown_path
 from ..exceptions import ConfigurationError, ConflictingOptionsError, CredentialFileError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up time
@@ -267,6 +267,8 @@ class Settings:
                 continue
             if isinstance(value, str) and _PEM_MARKER in value:
                 value = "<PEM text>"
+            elif isinstance(value, str) and looks_like_key_material(value):
+                value = "<key material>"
             elif isinstance(value, str) and value.startswith("pkcs11:") and "?" in value:
                 value = value.split("?", 1)[0] + "?<query hidden: may hold a PIN>"
             elif name == "proxy" and isinstance(value, str) and "@" in value:
@@ -452,25 +454,29 @@ def load_profile(name: str, environ: Optional[Mapping[str, str]] = None) -> dict
             parser.read_file(handle)
     except FileNotFoundError:
         raise CredentialFileError(
-            f"--profile {name!r} was given but the AWS config file {path!r} does not exist "
-            f"(set ${env.AWS_CONFIG_FILE} to use another file)."
+            f"--profile {name!r} was given but the AWS config file {shown_path(path)} does not "
+            f"exist (set ${env.AWS_CONFIG_FILE} to use another file)."
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise CredentialFileError(f"Cannot read the AWS config file {path!r}: {exc}.") from None
+        why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise CredentialFileError(
+            f"Cannot read the AWS config file {shown_path(path)}: {why}."
+        ) from None
     except configparser.Error as exc:
         # Never quote the offending line: config files can hold secret keys.
         line = getattr(exc, "lineno", None) or _first_error_line(exc)
         where = f" at line {line}" if line else ""
         raise ConfigurationError(
-            f"The AWS config file {path!r} is malformed{where}: fix it (the AWS CLI cannot "
-            "read it either)."
+            f"The AWS config file {shown_path(path)} is malformed{where}: fix it (the AWS CLI "
+            "cannot read it either)."
         ) from None
     candidates = ["default", "profile default"] if name == "default" else [f"profile {name}"]
     for section in candidates:
         if parser.has_section(section):
             return {key: value.strip() for key, value in parser.items(section)}
     raise ConfigurationError(
-        f"The AWS config file {path!r} has no [{candidates[0]}] section for --profile {name!r}."
+        f"The AWS config file {shown_path(path)} has no [{candidates[0]}] section for --profile "
+        f"{name!r}."
     )
 
 
@@ -529,7 +535,7 @@ def read_pin(settings: Settings, environ: Optional[Mapping[str, str]] = None) ->
             return pin.decode("utf-8")
         except UnicodeDecodeError:
             raise CredentialFileError(
-                f"The PKCS#11 PIN file {settings.pin_file!r} is not UTF-8 text."
+                f"The PKCS#11 PIN file {shown_path(settings.pin_file)} is not UTF-8 text."
             ) from None
     if sys.stdin is not None and sys.stdin.isatty():
         import getpass  # noqa: PLC0415
