@@ -30,24 +30,36 @@ class ProxySettings(NamedTuple):
         return f"ProxySettings({str(self)!r})"
 
 
-def parse_proxy_url(url: str) -> ProxySettings:
+def parse_proxy_url(url: str, *, source: str = "proxy=") -> ProxySettings:
     """Parse ``http://[user:password@]host[:port]``.
 
+    Args:
+        url: The proxy URL.
+        source: Where it came from (the argument or the variable), for messages.
+
     Raises:
-        ConfigurationError: not an http:// proxy URL.
+        ConfigurationError: not an http:// proxy URL; the message names ``source`` and shows the
+            URL without its password.
     """
     from urllib.parse import unquote, urlsplit  # noqa: PLC0415 - see the module docstring
 
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme != "http" or not parts.hostname:
-        raise ConfigurationError(
-            f"Proxy {_redact(url)!r} is not an http://host:port URL (HTTPS to the proxy itself is "
-            "not supported; the connection through it is still TLS end to end)."
-        )
+    # urlsplit drops tabs and line breaks silently, and a host with a space or a non-ASCII
+    # letter fails only at connect time: refuse them here.
+    if not url.isascii() or any(c.isspace() or not c.isprintable() for c in url):
+        raise _malformed(url, source, "holds a space, a control character or non-ASCII text")
     try:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
         port = parts.port or 8080
-    except ValueError:
-        raise ConfigurationError(f"Proxy {_redact(url)!r} has an invalid port.") from None
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", ...
+        reason = "has an invalid port" if "port" in str(exc).lower() else "does not parse"
+        raise _malformed(url, source, reason) from None
+    if parts.scheme != "http" or not parts.hostname:
+        raise _malformed(
+            url,
+            source,
+            "is not an http://host:port URL (HTTPS to the proxy itself is not supported; the "
+            "connection through it is still TLS end to end)",
+        )
     return ProxySettings(
         host=parts.hostname,
         port=port,
@@ -56,12 +68,20 @@ def parse_proxy_url(url: str) -> ProxySettings:
     )
 
 
+def _malformed(url: str, source: str, reason: str) -> ConfigurationError:
+    return ConfigurationError(f"The proxy {source} {_redact(url)!a} {reason}.")
+
+
 def proxy_from_environment(host: str) -> Optional[ProxySettings]:
-    """The proxy ``HTTPS_PROXY`` names for ``host``, unless ``NO_PROXY`` excludes it."""
+    """The proxy ``HTTPS_PROXY`` names for ``host``, unless ``NO_PROXY`` excludes it.
+
+    Raises:
+        ConfigurationError: the variable holds a malformed URL (named, without its password).
+    """
     url = env.get(env.HTTPS_PROXY)
     if not url or _bypassed(host, env.get(env.NO_PROXY) or ""):
         return None
-    return parse_proxy_url(url)
+    return parse_proxy_url(url, source=f"${env.HTTPS_PROXY}")
 
 
 def _bypassed(host: str, no_proxy: str) -> bool:
@@ -97,9 +117,15 @@ def _in_network(host: str, entry: str) -> bool:
 
 
 def _redact(url: str) -> str:
-    from urllib.parse import urlsplit  # noqa: PLC0415 - see the module docstring
+    """``url`` with the password of its ``user:password@`` part replaced by ``***``.
 
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.password:
-        return url.replace(parts.password, "***")
-    return url
+    Done by hand: this runs for URLs that ``urlsplit`` refuses, too.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}{separator}{authority}{slash}{path}"

@@ -289,3 +289,18 @@ def test_an_unreadable_config_file_is_named_without_its_content(tmp_path: Path) 
         load_profile("dev", {"AWS_CONFIG_FILE": str(path)})
     assert "SECRET" not in str(caught.value)
     assert "\\xff" not in str(caught.value)
+
+
+def test_a_malformed_proxy_names_its_variable_without_the_password(tmp_path: Path) -> None:
+    from awsiot_credentialhelper.cli._options import build_provider  # noqa: PLC0415
+
+    settings = resolve(
+        _parse("--endpoint=localhost:1", "--role-alias=a", f"--certificate={tmp_path / 'c'}"),
+        {
+            "AWSIOT_CREDENTIAL_PROXY": "http://u:s3cret@[::1",
+            "AWSIOT_CREDENTIAL_PRIVATE_KEY": str(tmp_path / "k"),
+        },
+    )
+    with pytest.raises(ConfigurationError, match=r"\$AWSIOT_CREDENTIAL_PROXY") as caught:
+        build_provider(settings, {})
+    assert "s3cret" not in str(caught.value)

@@ -587,3 +587,33 @@ def test_argument_errors_come_before_any_file_is_read(
     with pytest.raises(error_class, match=fragment) as caught:
         make_provider(certificate=str(tmp_path / "missing.pem"), **overrides)
     assert not isinstance(caught.value, errors.CredentialFileError)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://u:s3cret@[::1", id="unclosed-bracket"),
+        pytest.param("http://u:pa[s3cret@host:3128", id="bracket-in-password"),
+        pytest.param("http://u:s3cret@host:x", id="port-not-a-number"),
+        pytest.param("http://u:s3cret@host:99999", id="port-out-of-range"),
+        pytest.param("http://u:s3cret@ho st:3128", id="space"),
+        pytest.param("http://u:s3cret@h\nx:3128", id="newline"),
+        pytest.param("http://u:s3cret@hé:3128", id="non-ascii"),
+    ],
+)
+@pytest.mark.parametrize("given_as", ["argument", "variable"])
+def test_a_malformed_proxy_url_is_a_configuration_error_without_its_password(
+    make_provider: ProviderFactory, monkeypatch: pytest.MonkeyPatch, url: str, given_as: str
+) -> None:
+    if given_as == "variable":
+        monkeypatch.setenv("HTTPS_PROXY", url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        overrides: dict[str, object] = {"trust_env": True}
+    else:
+        overrides = {"proxy": url}
+    with pytest.raises(errors.ConfigurationError) as caught:
+        make_provider(**overrides)
+    message = str(caught.value)
+    assert ("HTTPS_PROXY" if given_as == "variable" else "proxy=") in message
+    assert "s3cret" not in message

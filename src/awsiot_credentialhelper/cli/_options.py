@@ -624,6 +624,11 @@ def build_provider(
             env=variable if environ.get(variable) else None,
             file=settings.private_key_password_file,
         )
+    if settings.proxy:
+        from .._proxy import parse_proxy_url  # noqa: PLC0415 - imports urllib
+
+        # Parsed here first so that a malformed URL names the flag, variable or profile key.
+        parse_proxy_url(settings.proxy, source=settings.sources.get("proxy", "--proxy"))
     options: dict[str, Any] = {}
     if settings.timeout is not None:
         options["timeout"] = settings.timeout
