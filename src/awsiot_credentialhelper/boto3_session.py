@@ -213,10 +213,11 @@ def _send_awscrt_log_to_stderr(level: Any) -> None:
 
 def _pkcs11_config(pkcs11: Union[Pkcs11Config, Mapping[str, Any], None]) -> Optional[Pkcs11Config]:
     """``pkcs11`` as a :class:`Pkcs11Config`: 1.x's was a ``TypedDict``, so 1.x code may pass a
-    plain ``dict`` (``user_pin`` and the selectors optional, ``pkcs11_lib`` required).
+    plain ``dict`` (``user_pin`` and the selectors optional, ``pkcs11_lib`` required: the
+    provider says so when it is missing, as for a ``Pkcs11Config`` without it).
 
     Raises:
-        ConfigurationError: a key that is missing or unknown (named; values are never shown).
+        ConfigurationError: a key that is unknown (named; values are never shown).
     """
     if pkcs11 is None or isinstance(pkcs11, Pkcs11Config):
         return pkcs11
@@ -226,6 +227,4 @@ def _pkcs11_config(pkcs11: Union[Pkcs11Config, Mapping[str, Any], None]) -> Opti
             f"pkcs11 has keys Pkcs11Config does not take: {', '.join(unknown)} (it takes "
             f"{', '.join(Pkcs11Config._fields)})."
         )
-    if "pkcs11_lib" not in pkcs11:
-        raise ConfigurationError("pkcs11 needs pkcs11_lib, the path of the PKCS#11 module.")
     return Pkcs11Config(**pkcs11)

@@ -253,7 +253,10 @@ def test_old_valueerror_handlers_still_catch_everything(device: DeviceFiles) -> 
             id="read-as-a-config",
         ),
         pytest.param(
-            {"user_pin": "8642"}, errors.ConfigurationError, "needs pkcs11_lib", id="no-lib"
+            {"user_pin": "8642"},
+            errors.ConfigurationError,
+            "PKCS#11 library path must be provided",
+            id="no-lib",
         ),
         pytest.param(
             {"pkcs11_lib": "/x.so", "pin": "8642"},
