@@ -110,8 +110,10 @@ class IotCredentialProvider:
         if ca is not None:
             check_source(ca, what="ca")
         self.endpoint: Endpoint = parse_endpoint(endpoint)
-        self.role_alias = _checked(validate_role_alias, role_alias)
-        self.thing_name = _checked(validate_thing_name, thing_name) if thing_name else None
+        self.role_alias = _checked(validate_role_alias, role_alias, "role_alias")
+        self.thing_name = (
+            _checked(validate_thing_name, thing_name, "thing_name") if thing_name else None
+        )
         self._clock = clock
         certificate_pem = read_pem(certificate, what="certificate")
         self._certificate_dates = certificate_dates(certificate_pem)
@@ -236,8 +238,11 @@ class IotCredentialProvider:
             error.args = (f"{error.args[0]} {note}", *error.args[1:])
 
 
-def _checked(validate: Callable[..., _T], value: object) -> _T:
-    """Run a validator, turning its ``ValueError`` into our configuration error."""
+def _checked(validate: Callable[..., _T], value: object, name: str) -> _T:
+    """Run a validator, turning its ``ValueError`` into our configuration error (and a value
+    that is not a ``str``, which would be its ``TypeError``, into one too)."""
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a str, got {type(value).__name__}.")
     try:
         return validate(value)
     except ValueError as exc:

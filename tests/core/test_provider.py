@@ -617,3 +617,18 @@ def test_a_malformed_proxy_url_is_a_configuration_error_without_its_password(
     message = str(caught.value)
     assert ("HTTPS_PROXY" if given_as == "variable" else "proxy=") in message
     assert "s3cret" not in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        pytest.param({"role_alias": None}, "role_alias must be a str", id="alias-none"),
+        pytest.param({"role_alias": b"alias"}, "role_alias must be a str", id="alias-bytes"),
+        pytest.param({"thing_name": 42}, "thing_name must be a str", id="thing-int"),
+    ],
+)
+def test_names_of_the_wrong_type_are_value_errors(
+    make_provider: ProviderFactory, overrides: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(errors.ConfigurationError, match=fragment):
+        make_provider(**overrides)
