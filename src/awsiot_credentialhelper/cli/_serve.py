@@ -39,6 +39,8 @@ from datetime import timedelta
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
+import h11
+
 from .. import _clock
 from .. import _environment as env
 from .._clock import utcnow
@@ -297,8 +299,8 @@ SWEEP_INTERVAL = 1.0
 #: Pending connections the kernel queues for the listener.
 BACKLOG = 128
 
-_REASONS = {status.value: status.phrase for status in HTTPStatus}
-_SERVER = "awsiot-credentialhelper"
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+_SERVER = b"awsiot-credentialhelper"
 
 #: (status, body, content type, extra headers)
 Answer = tuple[int, bytes, str, tuple[tuple[str, str], ...]]
@@ -367,7 +369,7 @@ class CredentialsServer:
         self.connections: set[_Connection] = set()
         self.request_log = _RequestLog()
         self._sweeper: Optional[asyncio.TimerHandle] = None
-        self._date = (0, "")
+        self.heads = _ResponseHeads()
         port = self.port
         # What SDKs send: the URL's host and port (Python's http.client drops the port when
         # it is 80). Checked first, as a set lookup; other spellings go through _is_local_host.
@@ -431,13 +433,6 @@ class CredentialsServer:
         for connection in list(self.connections):
             connection.check_timeouts(now)
         self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep, loop)
-
-    def http_date(self) -> str:
-        """The ``Date`` header, formatted at most once a second."""
-        second = int(time.time())
-        if second != self._date[0]:
-            self._date = (second, email.utils.formatdate(second, usegmt=True))
-        return self._date[1]
 
     # --- routing: one request in, one answer out; never blocks ---------------------------------
 
@@ -541,6 +536,11 @@ def _describe(error: Optional[BaseException]) -> str:
     return f"an unexpected {type(error).__name__}"
 
 
+def _is_decimal(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '²' and friends, which int() refuses."""
+    return text.isascii() and text.isdigit() and len(text) <= 12
+
+
 def _json(status: int, code: str, message: str) -> Answer:
     return status, json.dumps({"Code": code, "Message": message}).encode(), "application/json", ()
 
@@ -569,10 +569,64 @@ def _loopback(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return address
 
 
-# --- HTTP/1.1 framing ------------------------------------------------------------------------
+# --- HTTP/1.1 framing (h11) ---------------------------------------------------------------------
+
+#: Headers the routing reads: a second copy is refused, not resolved by picking one (parsers
+#: disagree on which; no SDK sends two). A second Host is refused by h11 itself (400).
+_READ_ONCE = frozenset({b"authorization", IMDS_TOKEN_HEADER.encode(), IMDS_TTL_HEADER.encode()})
+_END = h11.EndOfMessage()
 
 
-class _BadRequestError(Exception):
+class _ResponseHeads:
+    """h11 ``Response`` events (status line and headers), built once per second and shape.
+
+    h11 checks every header of a ``Response`` it is given against the grammar, which costs
+    more than the rest of an answer; answers of one shape (status, type, length, extra
+    headers) within one second have the same head, ``Date`` included, so each is built and
+    checked once. h11 never changes an event it is given.
+    """
+
+    #: Shapes kept per second; more only come from clients sending many IMDS TTL values.
+    LIMIT = 64
+
+    def __init__(self) -> None:
+        self._second = 0
+        self._date = b""
+        self._heads: dict[tuple[Any, ...], h11.Response] = {}
+
+    def get(self, answer: Answer, *, close: bool) -> h11.Response:
+        status, body, content_type, extra = answer
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._date = email.utils.formatdate(second, usegmt=True).encode()
+            self._heads = {}
+        key = (status, len(body), content_type, extra, close)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= self.LIMIT:
+                self._heads = {}
+            head = self._heads[key] = self._build(answer, close=close)
+        return head
+
+    def _build(self, answer: Answer, *, close: bool) -> h11.Response:
+        status, body, content_type, extra = answer
+        headers = [
+            (b"Server", _SERVER),
+            (b"Date", self._date),
+            (b"Content-Type", content_type.encode()),
+            (b"Content-Length", str(len(body)).encode()),
+            (b"Cache-Control", b"no-store"),
+            *((name.encode(), value.encode()) for name, value in extra),
+        ]
+        if close:
+            headers.append((b"Connection", b"close"))
+        return h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
+
+
+class _RequestError(Exception):
+    """A request refused before routing: the status to answer, then the connection closes."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -580,87 +634,84 @@ class _BadRequestError(Exception):
 
 
 class _Request:
-    __slots__ = ("body_length", "headers", "keep_alive", "method", "path", "version")
+    """What routing and the request log need of a request h11 has read."""
 
-    def __init__(  # noqa: PLR0917 - a plain record
-        self,
-        method: str,
-        path: str,
-        version: str,
-        headers: dict[str, str],
-        keep_alive: bool,
-        body_length: int,
-    ) -> None:
+    __slots__ = ("headers", "method", "path")
+
+    def __init__(self, method: str, path: str, headers: dict[str, str]) -> None:
         self.method = method
         self.path = path
-        self.version = version
         self.headers = headers
-        self.keep_alive = keep_alive
-        self.body_length = body_length
 
 
-def _head_end(buffer: bytes, start: int) -> int:
-    """The offset just past the blank line ending the head, or -1 if it has not arrived."""
-    end = buffer.find(b"\r\n\r\n", start)
-    if end >= 0:
-        return end + 4
-    end = buffer.find(b"\n\n", start)  # bare LF line ends, tolerated as http.server does
-    return end + 2 if end >= 0 else -1
+def _read_request(event: h11.Request) -> _Request:
+    """Check a request head h11 has parsed against this server's own rules.
 
+    h11 has already refused what HTTP/1.1 forbids (a missing or second ``Host``, conflicting
+    ``Content-Length`` values, a ``Transfer-Encoding`` other than ``chunked``, malformed
+    lines); this adds what a credentials server refuses on top.
 
-def _parse_head(head: bytes) -> _Request:
-    """Parse a request line and headers (names lower-cased; the first of duplicates wins)."""
-    lines = head.decode("latin-1").rstrip("\r\n").split("\n")
-    request_line = lines[0].rstrip("\r")
-    words = request_line.split()
-    if len(words) != 3 or not request_line.isprintable():  # it is logged: no control characters
-        raise _BadRequestError(400, "Malformed request line.")
-    method, target, version = words
-    if not version.startswith("HTTP/1."):
-        raise _BadRequestError(505 if version.startswith("HTTP/") else 400, "Use HTTP/1.1.")
+    Raises:
+        _RequestError: 505 for a major version other than 1; 400 for a second copy of a header
+            in ``_READ_ONCE`` or for both ``Content-Length`` and ``Transfer-Encoding`` (RFC 9112
+            section 6.1 lets a server refuse these, and a proxy may frame them otherwise);
+            413 for a ``Content-Length`` over ``MAX_BODY``; 431 for a head over ``MAX_HEAD``.
+    """
+    if not event.http_version.startswith(b"1."):
+        raise _RequestError(505, "Use HTTP/1.1.")
     headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, colon, value = line.rstrip("\r").partition(":")
-        if not colon or not name or name != name.strip():
-            raise _BadRequestError(400, "Malformed header line.")
-        name = name.lower()
-        if name in headers and name in ("content-length", "transfer-encoding", "host"):
-            raise _BadRequestError(400, f"Duplicate {name} header.")
-        headers.setdefault(name, value.strip())
-    tokens = headers.get("connection", "").lower()
-    keep_alive = "keep-alive" in tokens if version == "HTTP/1.0" else "close" not in tokens
-    path = target.split("?", 1)[0]
+    # "GET / HTTP/1.1\r\n", each "name: value\r\n", the final "\r\n"
+    size = len(event.method) + len(event.target) + 13
+    for name, value in event.headers:  # names come lower-cased
+        size += len(name) + len(value) + 4
+        key = name.decode("ascii")  # a token: ASCII only
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+        elif name in _READ_ONCE:
+            raise _RequestError(400, f"Duplicate {key} header.")
+    if size > MAX_HEAD:
+        # h11 refuses a longer head only while it is incomplete (its 431); this catches one
+        # that arrived whole in a single read.
+        raise _RequestError(431, "The request head is too large.")
+    length = headers.get("content-length")
+    if length is not None:
+        if "transfer-encoding" in headers:
+            raise _RequestError(400, "Send a Content-Length or a Transfer-Encoding, not both.")
+        if int(length) > MAX_BODY:  # h11 checked it is decimal digits
+            raise _RequestError(413, "Request bodies are not used here.")
+    path = event.target.decode("ascii").split("?", 1)[0]  # h11 allows visible ASCII only
     if path.startswith("//"):
         path = "/" + path.lstrip("/")  # as http.server does
-    return _Request(method, path, version, headers, keep_alive, _body_length(headers))
+    return _Request(event.method.decode("ascii"), path, headers)
 
 
-def _is_decimal(text: str) -> bool:
-    """ASCII digits only: str.isdigit() also accepts '²' and friends, which int() refuses."""
-    return text.isascii() and text.isdigit() and len(text) <= 12
-
-
-def _body_length(headers: Mapping[str, str]) -> int:
-    if "transfer-encoding" in headers:
-        raise _BadRequestError(411, "Send a Content-Length, not a Transfer-Encoding.")
-    text = headers.get("content-length", "0")
-    if not _is_decimal(text):
-        raise _BadRequestError(400, "Malformed Content-Length.")
-    if int(text) > MAX_BODY:
-        raise _BadRequestError(413, "Request bodies are not used here.")
-    return int(text)
+def _protocol_message(error: h11.RemoteProtocolError) -> str:
+    """h11's reason for refusing a request, without the request bytes it quotes."""
+    if error.error_status_hint == 431:
+        return "The request head is too large."
+    text = str(error)
+    for quote in (": bytearray(", ": b'", ': b"'):
+        text = text.split(quote, 1)[0]
+    return f"Malformed request: {text}."
 
 
 class _Connection(asyncio.Protocol):
-    """One client connection: parses pipelined or split requests, answers each in order."""
+    """One client connection: h11 reads pipelined or split requests; each is answered in order.
+
+    One ``h11.Connection`` serves every request of the TCP connection (``start_next_cycle``
+    after each answer), so keep-alive costs no set-up per request.
+    """
 
     def __init__(self, server: CredentialsServer) -> None:
         self._server = server
         self._transport: Optional[asyncio.Transport] = None
         self._client = "-"
-        self._buffer = b""
+        self._http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self._request: Optional[_Request] = None  # its head is read; its body may be arriving
+        self._body_size = 0
         self._last_active = time.monotonic()
-        self._request_started = 0.0  # when the first byte of a pending request arrived
+        #: When the first byte of a request not yet answered arrived; None between requests.
+        self._request_started: Optional[float] = None
         self._closing = False
         self._paused = False
 
@@ -700,88 +751,101 @@ class _Connection(asyncio.Protocol):
         self._last_active = now
         if self._closing:
             return
-        if not self._buffer:
+        if self._request_started is None:
             self._request_started = now
-        self._buffer = self._handle_requests(self._buffer + data)
+        self._http.receive_data(data)
+        try:
+            self._handle_events()
+        except h11.RemoteProtocolError as error:
+            self._fail(error.error_status_hint, _protocol_message(error))
+        except _RequestError as error:
+            self._fail(error.status, error.message)
 
     # --- requests ------------------------------------------------------------------------------
 
-    def _handle_requests(self, buffer: bytes) -> bytes:
-        """Answer every complete request in ``buffer``; return the incomplete rest."""
-        start = 0  # where the next request begins; slicing once at the end stays linear
-        while start < len(buffer) and not self._closing:
-            if buffer[start] in b"\r\n":
-                start += 1  # stray line ends between requests
-                continue
-            end = _head_end(buffer, start)
-            if (end if end >= 0 else len(buffer)) - start > MAX_HEAD:
-                self._fail(431, "The request head is too large.")
-                break
-            if end < 0:
-                break  # the head is still on its way
-            try:
-                request = _parse_head(buffer[start:end])
-            except _BadRequestError as error:
-                self._fail(error.status, error.message)
-                break
-            if len(buffer) < end + request.body_length:
-                break  # the body is still on its way
-            start = end + request.body_length
-            self._request_started = time.monotonic()
-            self._respond(request)
-        return b"" if self._closing else buffer[start:]
+    def _handle_events(self) -> None:
+        """Answer every request h11 can complete from what has arrived.
+
+        Raises:
+            h11.RemoteProtocolError: the bytes are not HTTP/1.1.
+            _RequestError: a request this server refuses (see ``_read_request``).
+        """
+        http = self._http
+        while not self._closing:
+            event = http.next_event()
+            kind = type(event)
+            if kind is h11.Request:
+                self._request = _read_request(cast("h11.Request", event))
+                self._body_size = 0
+            elif kind is h11.Data:
+                # A chunked body (a Content-Length was checked with the head): read and dropped.
+                self._body_size += len(cast("h11.Data", event).data)
+                if self._body_size > MAX_BODY:
+                    raise _RequestError(413, "Request bodies are not used here.")
+            elif kind is h11.EndOfMessage:
+                request, self._request = self._request, None
+                if request is not None:
+                    self._respond(request)
+            else:  # NEED_DATA; PAUSED and ConnectionClosed cannot come (see _send)
+                if http.their_state is h11.IDLE and not http.trailing_data[0]:
+                    self._request_started = None  # between requests, not inside one
+                return
 
     def _respond(self, request: _Request) -> None:
+        close = False
         try:
             answer = self._server.answer(request.method, request.path, request.headers)
         except Exception:
             logger.exception("Failed to answer %s %s", request.method, request.path[:200])
-            request.keep_alive = False
             answer = _json(500, "InternalError", "See the server's log.")
-        self._send(answer, request)
+            close = True
+        self._send(answer, request, close=close)
 
     def _fail(self, status: int, message: str) -> None:
-        """Answer a request that could not be read, then close."""
-        self._send(_json(status, "BadRequest", message), None)
+        """Answer a request that could not be read or is refused as framed, then close."""
+        self._send(_json(status, "BadRequest", message), None, close=True)
 
-    def _send(self, answer: Answer, request: Optional[_Request]) -> None:
-        """Write the whole answer at once (status line, headers and body), then log it."""
-        status, body, content_type, extra = answer
-        keep_alive = request is not None and request.keep_alive
-        lines = [
-            f"HTTP/1.1 {status} {_REASONS.get(status, '')}",
-            f"Server: {_SERVER}",
-            f"Date: {self._server.http_date()}",
-            f"Content-Type: {content_type}",
-            f"Content-Length: {len(body)}",
-            "Cache-Control: no-store",
-            *(f"{name}: {value}" for name, value in extra),
-        ]
-        if not keep_alive:
-            lines.append("Connection: close")
-        elif request is not None and request.version == "HTTP/1.0":
-            lines.append("Connection: keep-alive")
-        if request is not None and request.method == "HEAD":
-            body = b""  # a HEAD answer has a Content-Length but no body
+    def _send(self, answer: Answer, request: Optional[_Request], *, close: bool) -> None:
+        """Write the whole answer at once (status line, headers and body), then log it.
+
+        h11 adds ``Connection: close`` when the client asked to close or spoke HTTP/1.0, and
+        then ends in ``MUST_CLOSE``; otherwise the next request cycle starts at once.
+        """
+        status, body = answer[0], answer[1]
+        http = self._http
+        try:
+            data = http.send(self._server.heads.get(answer, close=close))
+            if body and (request is None or request.method != "HEAD"):
+                data += http.send(h11.Data(data=body))
+            http.send(_END)  # nothing to write: the Content-Length is met
+        except h11.LocalProtocolError:
+            # Only after a protocol error in the middle of our own answer: nothing sane to send.
+            logger.debug("%s: cannot answer %d here; closing.", self._client, status)
+            self.close(abort=True)
+            return
         if self._transport is None:
             return
-        self._transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        self._transport.write(data)
         if request is None:
             self._server.request_log.add("-", "-", status, self._client)
         else:
             self._server.request_log.add(request.method, request.path[:200], status, self._client)
-        if not keep_alive:
+        if http.our_state is h11.MUST_CLOSE:
             self.close()
+        else:
+            http.start_next_cycle()
+            self._request_started = time.monotonic()  # what follows is the next request
 
     # --- timeouts and closing ------------------------------------------------------------------
 
     def check_timeouts(self, now: float) -> None:
         if self._closing:
             return
-        if self._buffer and now - self._request_started > REQUEST_TIMEOUT:
+        started = self._request_started
+        if started is not None and now - started > REQUEST_TIMEOUT:
             logger.debug("%s: request timed out; closing.", self._client)
             self._fail(408, "The request took too long to arrive.")
-        elif not self._buffer and now - self._last_active > IDLE_TIMEOUT:
+        elif started is None and now - self._last_active > IDLE_TIMEOUT:
             logger.debug("%s: idle for %.0f s; closing.", self._client, IDLE_TIMEOUT)
             self.close()
 
