@@ -18,10 +18,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ._botocore import install_botocore_credentials
     from ._credentials import Credentials
     from ._keys import Pkcs11Config
     from ._provider import IotCredentialProvider
-    from ._refresh import RefreshPolicy
+    from ._refresh import RefreshingCredentials, RefreshPolicy
     from .boto3_session import Boto3SessionProvider
 
 __all__ = [
@@ -30,7 +31,9 @@ __all__ = [
     "IotCredentialProvider",
     "Pkcs11Config",
     "RefreshPolicy",
+    "RefreshingCredentials",
     "__version__",
+    "install_botocore_credentials",
 ]
 
 _LAZY = {
@@ -39,6 +42,8 @@ _LAZY = {
     "IotCredentialProvider": "._provider",
     "Pkcs11Config": "._keys",
     "RefreshPolicy": "._refresh",
+    "RefreshingCredentials": "._refresh",
+    "install_botocore_credentials": "._botocore",
 }
 
 

@@ -13,18 +13,18 @@ from typing import Any, Optional
 import botocore.credentials
 import botocore.session
 
-from ._refresh import CredentialCache
+from ._refresh import RefreshingCredentials
 
-__all__ = ["METHOD", "IotCoreCredentials", "install"]
+__all__ = ["METHOD", "IotCoreCredentials", "install", "install_botocore_credentials"]
 
 #: The ``method`` botocore reports for these credentials (custom providers must start "custom").
 METHOD = "custom-iot-credential-provider"
 
 
 class IotCoreCredentials(botocore.credentials.Credentials):
-    """botocore credentials that refresh themselves from a :class:`CredentialCache`."""
+    """botocore credentials that refresh themselves from a :class:`RefreshingCredentials`."""
 
-    def __init__(self, cache: CredentialCache, description: str) -> None:
+    def __init__(self, cache: RefreshingCredentials, description: str) -> None:
         # No super().__init__: the base class stores static keys; ours come from the cache.
         self._cache = cache
         self._description = description
@@ -81,3 +81,18 @@ def install(session: botocore.session.Session, credentials: IotCoreCredentials) 
     """
     resolver = botocore.credentials.CredentialResolver(providers=[_Provider(credentials)])
     session.register_component("credential_provider", resolver)
+
+
+def install_botocore_credentials(
+    session: botocore.session.Session,
+    credentials: RefreshingCredentials,
+    *,
+    description: str = "device credentials",
+) -> None:
+    """Make ``credentials`` the only credential source of a botocore session you built.
+
+    Every client of ``session`` then signs with the device's credentials, refreshed as they
+    are. For boto3, build the botocore session first and wrap it:
+    ``boto3.Session(botocore_session=session)``.
+    """
+    install(session, IotCoreCredentials(credentials, description))

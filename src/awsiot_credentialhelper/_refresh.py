@@ -29,13 +29,13 @@ import weakref
 from datetime import timedelta
 from typing import Callable, NamedTuple, Optional
 
-from ._clock import Clock, Monotonic, monotonic
+from ._clock import Clock, Monotonic, monotonic, utcnow
 from ._credentials import Credentials
 from ._lifetime import MAX_LIFETIME_SECONDS
 from ._retry import Backoff
 from .exceptions import CredentialHelperError
 
-__all__ = ["DEFAULT_REFRESH_POLICY", "CredentialCache", "RefreshPolicy"]
+__all__ = ["DEFAULT_REFRESH_POLICY", "CredentialCache", "RefreshPolicy", "RefreshingCredentials"]
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +129,14 @@ class _Held(NamedTuple):
     mandatory_margin: float
 
 
-class CredentialCache:
+class RefreshingCredentials:
     """Holds the current credentials and refreshes them by :class:`RefreshPolicy`.
+
+    The refresher under every boto3 session, ``serve`` and ``update``, public for code that
+    needs device credentials elsewhere (as google-auth's credentials refresh themselves)::
+
+        with IotCredentialProvider(...) as provider, RefreshingCredentials(provider.fetch) as creds:
+            install_botocore_credentials(botocore_session, creds)   # or: creds.get() when needed
 
     Thread-safe: however many threads call :meth:`get` while credentials expire, one fetch is
     made, and every caller waiting for it gets its outcome. With ``background=True`` a daemon
@@ -144,7 +150,7 @@ class CredentialCache:
         self,
         fetch: Fetch,
         *,
-        clock: Clock,
+        clock: Clock = utcnow,
         policy: RefreshPolicy = DEFAULT_REFRESH_POLICY,
         background: bool = True,
         monotonic: Monotonic = monotonic,
@@ -244,6 +250,12 @@ class CredentialCache:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
+
+    def __enter__(self) -> RefreshingCredentials:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def step(self) -> float:
         """One pass of the background loop: fetch if it is time.
@@ -424,13 +436,16 @@ class CredentialCache:
             self._thread.start()
 
 
+#: The name this package's own modules and benchmarks use.
+CredentialCache = RefreshingCredentials
+
 #: The longest a background thread sleeps before looking again: it notices a dropped cache, and
 #: a wall clock stepped forward, within this.
 _IDLE_WAIT = 60.0
 
 
 def _run_background(
-    cache_ref: weakref.ref[CredentialCache], stop: threading.Event, wake: threading.Event
+    cache_ref: weakref.ref[RefreshingCredentials], stop: threading.Event, wake: threading.Event
 ) -> None:
     """The refresh loop. It holds its cache only weakly, between waits: a cache that its owner
     dropped without calling ``stop()`` is collected, and the thread then ends by itself."""

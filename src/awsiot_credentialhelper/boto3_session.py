@@ -21,7 +21,7 @@ from ._endpoint import Endpoint
 from ._keys import Pkcs11Config
 from ._pem import PemSource
 from ._provider import DEFAULT_TIMEOUT, IotCredentialProvider
-from ._refresh import DEFAULT_REFRESH_POLICY, CredentialCache, RefreshPolicy
+from ._refresh import DEFAULT_REFRESH_POLICY, RefreshingCredentials, RefreshPolicy
 from ._retry import DEFAULT_MAX_ATTEMPTS
 from .exceptions import ConfigurationError, ConflictingOptionsError
 
@@ -109,7 +109,7 @@ class Boto3SessionProvider:
             clock=clock,
         )
         self._region = region
-        self._cache = CredentialCache(
+        self._cache = RefreshingCredentials(
             self._provider.fetch,
             clock=clock,
             policy=refresh_policy,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from .. import _environment as env
 from .._clock import utcnow
 from .._credentials import Credentials, format_expiration
-from .._refresh import DEFAULT_REFRESH_POLICY, CredentialCache
+from .._refresh import DEFAULT_REFRESH_POLICY, RefreshingCredentials
 from ..exceptions import CredentialFileError, CredentialHelperError
 from ._cache import CacheLock
 from ._credentials_file import (
@@ -229,10 +229,10 @@ def run(args: Any) -> int:
             write_credentials(path, profile, credentials)
             _log_written(credentials, profile, path)
             return 0
-        return _keep_fresh(CredentialCache(provider.fetch, clock=utcnow), path, profile)
+        return _keep_fresh(RefreshingCredentials(provider.fetch, clock=utcnow), path, profile)
 
 
-def _keep_fresh(cache: CredentialCache, path: str, profile: str) -> int:
+def _keep_fresh(cache: RefreshingCredentials, path: str, profile: str) -> int:
     """Write each new set of credentials the refreshing cache gets, until SIGTERM or SIGINT.
 
     The cache's background thread fetches and retries (the same schedule as ``serve``); this
