@@ -1,8 +1,9 @@
-"""Credentials behave as the immutable value they were as a frozen dataclass."""
+"""Credentials: an immutable value, compared by value, that keeps its secrets out of its repr."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import pickle
 from datetime import datetime, timedelta, timezone
 
@@ -31,19 +32,21 @@ def test_equal_by_value_and_hashable() -> None:
     assert _credentials() == _credentials()
     assert hash(_credentials()) == hash(_credentials())
     assert _credentials() != _credentials(session_token="other")
-    assert _credentials() != ("ASIAEXAMPLE", SECRET, TOKEN)
+    not_credentials: object = ("ASIAEXAMPLE", SECRET, TOKEN)
+    assert _credentials() != not_credentials
     assert len({_credentials(), _credentials()}) == 1
 
 
 def test_immutable() -> None:
     credentials = _credentials()
-    with pytest.raises(AttributeError, match="immutable"):
-        credentials.session_token = "x"
-    with pytest.raises(AttributeError, match="immutable"):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="session_token"):
+        credentials.session_token = "x"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError, match="session_token"):
         del credentials.session_token
-    with pytest.raises(AttributeError):
-        credentials.extra = 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        credentials.extra = 1  # type: ignore[attr-defined]
     assert credentials.session_token == TOKEN
+    assert issubclass(dataclasses.FrozenInstanceError, AttributeError), "as any read-only attribute"
 
 
 def test_positional_like_the_dataclass_and_clock_skew_defaults_to_zero() -> None:
