@@ -265,3 +265,35 @@ def test_an_internal_error_is_a_journaled_500(
     assert "simulated bug" in caplog.text
     monkeypatch.undo()
     assert ask(iot_emulator, iot_device).status == 200
+
+
+def test_a_fault_header_that_cannot_be_framed_is_a_plain_500(
+    iot_emulator: Emulator, iot_device: Device, caplog: pytest.LogCaptureFixture
+) -> None:
+    """h11 refuses a line break in a header, where the old writer sent an extra header line."""
+    iot_emulator.controls.fail_next(status=502, error_type="Oops\r\nInjected: yes")
+    answer = ask(iot_emulator, iot_device)
+    assert (answer.status, answer.json()) == (500, {"message": "Internal failure"})
+    assert "injected" not in answer.headers
+    assert answer.headers["connection"] == "close"
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [
+        "Cannot send the answer (the answer cannot be framed: Illegal header value); "
+        "answering a plain 500 instead"
+    ]
+    assert ask(iot_emulator, iot_device).status == 200
+
+
+@pytest.mark.parametrize("status", [101, 204])
+def test_a_fault_status_without_a_body_in_http_goes_out_as_is(
+    iot_emulator: Emulator, iot_device: Device, status: int
+) -> None:
+    """h11 sends no 1xx final answer and no 204 body: those faults are written by hand."""
+    iot_emulator.controls.fail_next(status=status, body="{}")
+    connection = connect(iot_emulator, iot_device.certificate_file, iot_device.private_key_file)
+    try:
+        connection.request("GET", credentials_path(iot_device.role_alias))
+        assert connection.getresponse().status == status
+    finally:
+        connection.close()
+    assert ask(iot_emulator, iot_device).status == 200

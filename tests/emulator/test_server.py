@@ -174,21 +174,43 @@ def test_oversized_head_is_a_431(iot_emulator: Emulator, iot_device: Device) -> 
 
 
 BAD_REQUEST, INTERNAL_FAILURE = "BadRequestException", "InternalFailureException"
+HOST = b"Host: 127.0.0.1\r\n"
 
 
 @pytest.mark.parametrize(
     ("head", "status", "error_type"),
     [
         pytest.param(b"NONSENSE\r\n\r\n", 400, BAD_REQUEST, id="bad-request-line"),
-        pytest.param(b"GET / HTTP/3\r\n\r\n", 400, BAD_REQUEST, id="bad-version"),
+        pytest.param(b"GET / HTTP/3\r\n" + HOST + b"\r\n", 400, BAD_REQUEST, id="bad-version"),
         pytest.param(
-            b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            501,
-            INTERNAL_FAILURE,
-            id="chunked",
+            b"GET / HTTP/2.0\r\n" + HOST + b"\r\n", 505, INTERNAL_FAILURE, id="http-2-over-1"
+        ),
+        pytest.param(b"GET / HTTP/1.1\r\n\r\n", 400, BAD_REQUEST, id="no-host"),
+        pytest.param(
+            b"GET / HTTP/1.1\r\n" + HOST + b"x-amzn-iot-thingname: a\r\n"
+            b"x-amzn-iot-thingname: b\r\n\r\n",
+            400,
+            BAD_REQUEST,
+            id="two-thing-names",
         ),
         pytest.param(
-            b"GET / HTTP/1.1\r\nContent-Length: 999999\r\n\r\n", 413, BAD_REQUEST, id="huge-body"
+            b"GET / HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: gzip\r\n\r\n",
+            501,
+            INTERNAL_FAILURE,
+            id="not-chunked",
+        ),
+        pytest.param(
+            b"GET / HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n"
+            b"Content-Length: 5\r\n\r\n",
+            400,
+            BAD_REQUEST,
+            id="chunked-and-length",
+        ),
+        pytest.param(
+            b"GET / HTTP/1.1\r\n" + HOST + b"Content-Length: 999999\r\n\r\n",
+            413,
+            BAD_REQUEST,
+            id="huge-body",
         ),
     ],
 )
@@ -208,10 +230,40 @@ def test_small_request_body_is_read_and_ignored(iot_emulator: Emulator, iot_devi
     path = credentials_path(iot_device.role_alias).encode()
     with raw_tls(iot_emulator, iot_device) as tls:
         tls.sendall(
-            b"GET " + path + b" HTTP/1.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+            b"GET " + path + b" HTTP/1.1\r\n" + HOST + b"Content-Length: 5\r\n"
+            b"Connection: close\r\n\r\nhello"
         )
         reply = read_all(tls)
     assert reply.startswith(b"HTTP/1.1 200 ")
+
+
+def test_chunked_request_body_is_read_and_ignored(
+    iot_emulator: Emulator, iot_device: Device
+) -> None:
+    """The old parser refused any Transfer-Encoding (501); h11 reads a chunked body."""
+    request = b"GET " + credentials_path(iot_device.role_alias).encode() + b" HTTP/1.1\r\n" + HOST
+    with raw_tls(iot_emulator, iot_device) as tls:
+        tls.sendall(request + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        tls.sendall(request + b"Connection: close\r\n\r\n")  # the connection was kept
+        reply = read_all(tls)
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    assert reply.count(b"HTTP/1.1 200 OK\r\n") == 2
+    assert iot_emulator.stats().by_outcome == {"SUCCESS": 2}
+
+
+def test_pipelined_requests_are_answered_in_order(
+    iot_emulator: Emulator, iot_device: Device
+) -> None:
+    path = credentials_path(iot_device.role_alias).encode()
+    with raw_tls(iot_emulator, iot_device) as tls:
+        tls.sendall(
+            b"GET /first HTTP/1.1\r\n" + HOST + b"\r\n"
+            b"GET " + path + b" HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"
+        )
+        reply = read_all(tls)
+    assert reply.startswith(b"HTTP/1.1 404 ")
+    assert reply.count(b"HTTP/1.1 ") == 2
+    assert [r.path for r in iot_emulator.requests()] == ["/first", path.decode()]
 
 
 def test_keep_alive_serves_many_requests_on_one_connection(
@@ -229,10 +281,12 @@ def test_keep_alive_serves_many_requests_on_one_connection(
 
 def test_http_1_0_closes_after_the_answer(iot_emulator: Emulator, iot_device: Device) -> None:
     path = credentials_path(iot_device.role_alias).encode()
-    with raw_tls(iot_emulator, iot_device) as tls:
-        tls.sendall(b"GET " + path + b" HTTP/1.0\r\n\r\n")
-        reply = read_all(tls)  # returns because the server closes
-    assert reply.startswith(b"HTTP/1.1 200 ")
+    for keep_alive in (b"", b"Connection: keep-alive\r\n"):  # h11 keeps no 1.0 connection
+        with raw_tls(iot_emulator, iot_device) as tls:
+            tls.sendall(b"GET " + path + b" HTTP/1.0\r\n" + keep_alive + b"\r\n")
+            reply = read_all(tls)  # returns because the server closes
+        assert reply.startswith(b"HTTP/1.1 200 ")
+        assert b"\r\nConnection: close\r\n" in reply
 
 
 def test_slow_and_idle_clients_are_timed_out(tmp_path: Path) -> None:
@@ -353,7 +407,7 @@ def test_private_key_files_are_owner_only(iot_emulator: Emulator, iot_device: De
 def test_head_gets_no_body(iot_emulator: Emulator, iot_device: Device) -> None:
     path = credentials_path(iot_device.role_alias).encode()
     with raw_tls(iot_emulator, iot_device) as tls:
-        tls.sendall(b"HEAD " + path + b" HTTP/1.1\r\n\r\n")
+        tls.sendall(b"HEAD " + path + b" HTTP/1.1\r\n" + HOST + b"\r\n")
         reply = read_all(tls)
     assert reply.startswith(b"HTTP/1.1 405 ")
     assert reply.endswith(b"\r\n\r\n")

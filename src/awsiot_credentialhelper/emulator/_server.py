@@ -1,8 +1,10 @@
 """A small mutual-TLS HTTP/1.1 server on loopback: sockets, handshakes, threads and timeouts.
 
 Each connection gets a thread (at most ``max_connections`` at once; more are closed at once).
-Every blocking step has a deadline, so a silent, slow or garbage-sending client costs one
-thread for at most ``read_timeout`` seconds. What to answer is the handler's business.
+HTTP itself (reading requests, framing answers) is ``_http.HttpConnection``'s, on h11: this
+module only moves its bytes. Every blocking step has a deadline, so a silent, slow or
+garbage-sending client costs one thread for at most ``read_timeout`` seconds. What to answer
+is the handler's business.
 """
 
 from __future__ import annotations
@@ -22,27 +24,14 @@ from typing import Optional, Protocol, TypeVar
 from cryptography import x509
 from OpenSSL import SSL
 
-from ._http import (
-    Delivery,
-    HttpError,
-    HttpRequest,
-    HttpResponse,
-    json_response,
-    parse_head,
-    render_head,
-)
+from ._http import Delivery, HttpConnection, HttpError, HttpRequest, HttpResponse, json_response
 
 __all__ = ["Handler", "TlsHttpServer"]
 
 _LOG = logging.getLogger("awsiot_credentialhelper.emulator.server")
 _T = TypeVar("_T")
 
-#: Real clients send ~200 bytes; 16 KiB is the common web-server limit for a request head.
-MAX_HEAD_BYTES = 16 * 1024
-#: A credential request has no body; accept (and discard) a small one from odd clients.
-MAX_BODY_BYTES = 64 * 1024
 _RECV_CHUNK = 16 * 1024
-_DISCONNECT_AFTER = len(b"HTTP/1.")
 #: accept() errors that say the process or system is out of descriptors, buffers or memory
 #: (asyncio's list): the pending connection stays pending, so retrying at once only spins.
 _ACCEPT_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -317,19 +306,19 @@ class TlsHttpServer:
         if certificate is None:  # pragma: no cover - the context fails the handshake first
             connection.close(notify=False)
             return
-        buffer = bytearray()
+        http = HttpConnection()
         keep_open, polite = True, True
         while keep_open and not self._stopping.is_set():
             try:
-                keep_open, polite = self._serve_request(connection, certificate, buffer)
+                keep_open, polite = self._serve_request(connection, certificate, http)
             except (_ClosedError, OSError):
                 keep_open, polite = False, False
         connection.close(notify=polite)
 
     def _serve_request(
-        self, connection: _Connection, certificate: x509.Certificate, buffer: bytearray
+        self, connection: _Connection, certificate: x509.Certificate, http: HttpConnection
     ) -> tuple[bool, bool]:
-        """Read one request from ``buffer`` and the connection, and answer it.
+        """Read one request from ``http`` and the connection, and answer it.
 
         Returns:
             Whether to keep the connection open for another request; and, if not, whether to
@@ -337,25 +326,30 @@ class TlsHttpServer:
         """
         deadline = time.monotonic() + self._read_timeout
         try:
-            request = parse_head(_read_head(connection, buffer, deadline))
-            _skip_body(connection, request.content_length, buffer, deadline)
+            request = _read_request(connection, http, deadline)
         except _DeadlineError:
-            if not buffer:
+            if not http.mid_request:
                 return False, True  # an idle kept-alive connection: close quietly
-            reject = functools.partial(self._handler.reject, 408, "Request too slow")
-            return False, self._send(connection, self._ask(reject))
+            return self._reject(connection, http, 408, "Request too slow")
         except HttpError as exc:
-            reject = functools.partial(self._handler.reject, exc.status, exc.message)
-            return False, self._send(connection, self._ask(reject))
+            return self._reject(connection, http, exc.status, exc.message)
         with self._processing:
             started = time.monotonic()
             response = self._ask(functools.partial(self._handler.handle, request, certificate))
-        if request.method == "HEAD":  # a HEAD answer has no body; close to stay in sync
+        if request.method == "HEAD":  # a HEAD answer has no body; close, as before h11
             response = dataclasses.replace(response, body=b"", close=True)
         if response.delay > 0:
             self._stopping.wait(response.delay)  # injected latency, cut short by stop()
-        whole = self._send(connection, response, started)
-        return whole and request.keep_alive and not response.close, whole
+        return self._send(connection, http, response, started)
+
+    def _reject(
+        self, connection: _Connection, http: HttpConnection, status: int, message: str
+    ) -> tuple[bool, bool]:
+        """Answer a request that could not be read; the connection closes after, whatever
+        the handler's answer says (h11 cannot start another request after a broken one)."""
+        response = self._ask(functools.partial(self._handler.reject, status, message))
+        _, polite = self._send(connection, http, dataclasses.replace(response, close=True))
+        return False, polite
 
     def _ask(self, call: Callable[[], HttpResponse]) -> HttpResponse:
         """The handler's answer or, if it raises, a plain 500 that closes the connection.
@@ -370,13 +364,21 @@ class TlsHttpServer:
             return _INTERNAL_FAILURE
 
     def _send(
-        self, connection: _Connection, response: HttpResponse, started: Optional[float] = None
-    ) -> bool:
-        """Send ``response`` as its delivery says; return whether it went out whole.
+        self,
+        connection: _Connection,
+        http: HttpConnection,
+        response: HttpResponse,
+        started: Optional[float] = None,
+    ) -> tuple[bool, bool]:
+        """Send ``response`` as its delivery says.
 
-        ``started`` is when the request head was complete: ``on_ready`` gets the time since,
-        just before the first byte is written, so the journal is up to date by the time the
+        ``started`` is when the request was complete: ``on_ready`` gets the time since, just
+        before the answer is framed and written, so the journal is up to date by the time the
         client has its answer. If it raises, the handler's 500 goes out instead.
+
+        Returns:
+            Whether the connection may carry another request, and whether the answer went out
+            whole (so the close, if any, may be announced).
         """
         now = time.monotonic()
         if response.on_ready is not None:
@@ -388,49 +390,33 @@ class TlsHttpServer:
                 # may hold credentials, is dropped unlogged.
                 reject = functools.partial(self._handler.reject, 500, "Internal failure")
                 response = dataclasses.replace(self._ask(reject), on_ready=None)
-        deadline = now + self._read_timeout
-        whole = False
         try:
-            if response.delivery is Delivery.DISCONNECT:
-                # Cut inside "HTTP/1.1": no client can read a status out of it.
-                connection.send(render_head(response)[:_DISCONNECT_AFTER], deadline)
-            elif response.delivery is Delivery.TRUNCATE:
-                announced = len(response.body) * 2 + 1
-                connection.send(render_head(response, announced) + response.body, deadline)
-            else:
-                connection.send(render_head(response) + response.body, deadline)
-                whole = True
+            data, keep_open = http.frame(response)
+        except HttpError as exc:  # e.g. a line break injected into a fault's header
+            _LOG.error("Cannot send the answer (%s); answering a plain 500 instead", exc.message)
+            response = _INTERNAL_FAILURE
+            data, keep_open = http.frame(response)
+        try:
+            connection.send(data, now + self._read_timeout)
         except (_ClosedError, _DeadlineError, OSError):
-            whole = False
-        return whole
+            return False, False
+        whole = response.delivery is Delivery.FULL
+        return keep_open and whole, whole
 
 
-def _read_head(connection: _Connection, buffer: bytearray, deadline: float) -> bytes:
-    """Read up to the blank line; remove the head from ``buffer`` and return it.
+def _read_request(connection: _Connection, http: HttpConnection, deadline: float) -> HttpRequest:
+    """Read until ``http`` has a whole request (at once if a pipelined one is buffered).
 
     Raises:
-        HttpError: the head exceeds MAX_HEAD_BYTES (431).
-        _DeadlineError: the deadline passed first (``buffer`` keeps what arrived).
+        HttpError: the bytes are not a request the emulator accepts.
+        _DeadlineError: the deadline passed first (``http.mid_request`` says if any arrived).
         _ClosedError: the peer closed the connection.
     """
     while True:
-        end = buffer.find(b"\r\n\r\n")
-        if end > MAX_HEAD_BYTES or (end < 0 and len(buffer) > MAX_HEAD_BYTES):
-            raise HttpError(431, "Request head too large")
-        if end >= 0:
-            head = bytes(buffer[:end])
-            del buffer[: end + 4]
-            return head
-        buffer += connection.recv(deadline)
-
-
-def _skip_body(connection: _Connection, length: int, buffer: bytearray, deadline: float) -> None:
-    """Remove a request body of ``length`` bytes from ``buffer``, reading it first if needed."""
-    if length > MAX_BODY_BYTES:
-        raise HttpError(413, "Request body too large")
-    while len(buffer) < length:
-        buffer += connection.recv(deadline)
-    del buffer[:length]
+        request = http.next_request()
+        if request is not None:
+            return request
+        http.receive_data(connection.recv(deadline))
 
 
 def _listen(host: str, port: int) -> socket.socket:
