@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, Optional
 
 from ._credentials import Credentials, parse_expiration
@@ -277,50 +278,17 @@ def _unexpected(
     )
 
 
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
-
-
 def _server_time(headers: Mapping[str, str]) -> Optional[datetime]:
+    """The ``Date`` header as an aware datetime; None when absent or unreadable.
+
+    Reads IMF-fixdate (what RFC 9110 has servers send) and the obsolete RFC 850 and asctime
+    forms it still has clients accept; a date without a zone is UTC, as all HTTP dates are.
+    """
     value = headers.get("date")
     if not value:
         return None
-    return _imf_fixdate(value) or _obsolete_http_date(value)
-
-
-def _imf_fixdate(value: str) -> Optional[datetime]:
-    """``Sun, 06 Nov 1994 08:49:37 GMT``, the form RFC 9110 has servers send.
-
-    Read by hand: ``email.utils`` costs a one-shot ``credential-process`` about 15 ms to import.
-    """
-    parts = value.split()
-    if len(parts) != 6 or parts[5] != "GMT" or parts[2] not in _MONTHS:
-        return None
-    try:
-        hour, minute, second = (int(number) for number in parts[4].split(":"))
-        return datetime(
-            int(parts[3]),
-            _MONTHS[parts[2]],
-            int(parts[1]),
-            hour,
-            minute,
-            second,
-            tzinfo=timezone.utc,
-        )
-    except ValueError:
-        return None
-
-
-def _obsolete_http_date(value: str) -> Optional[datetime]:
-    """The RFC 850 and asctime forms RFC 9110 still has clients accept; all HTTP dates are UTC."""
-    from email.utils import parsedate_to_datetime  # noqa: PLC0415 - rare; see _imf_fixdate
-
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError):  # TypeError: Python 3.9's "unreadable"
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
