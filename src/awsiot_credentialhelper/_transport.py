@@ -13,12 +13,10 @@ a watch on the connection's own socket drops a server that never completes its h
 
 from __future__ import annotations
 
-# The C module under ``socket``: importing ``socket`` itself turns its constants into enums, 6 ms
-# of a one-shot CLI run, for the one setsockopt call below.
-import _socket
 import itertools
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -172,7 +170,7 @@ class CrtTransport:
         sockets_before = _socket_inodes() if _LINUX else None
         tag = _next_tag()
         connection = self._connect(resources, timeout, tag)
-        own_socket: Optional[_socket.socket] = None
+        own_socket: Optional[socket.socket] = None
         try:
             if sockets_before is not None:
                 own_socket = _own_socket(sockets_before, tag)
@@ -368,7 +366,7 @@ class _ByteWatch:
     over (status, headers, body) and the total timeout bounds the rest.
     """
 
-    def __init__(self, sock: Optional[_socket.socket]) -> None:
+    def __init__(self, sock: Optional[socket.socket]) -> None:
         self._socket = sock
         start = _bytes_received(sock) if sock is not None else None
         self._limit = None if start is None else start + MAX_RESPONSE_BYTES + _WIRE_MARGIN
@@ -389,10 +387,10 @@ class _ByteWatch:
 _TCPI_BYTES_RECEIVED = slice(128, 136)
 
 
-def _bytes_received(sock: _socket.socket) -> Optional[int]:
+def _bytes_received(sock: socket.socket) -> Optional[int]:
     """The socket's ``tcpi_bytes_received``, or None where the kernel does not report it."""
     try:
-        info = sock.getsockopt(_socket.IPPROTO_TCP, _socket.TCP_INFO, 256)
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
     except OSError:
         return None
     if len(info) < _TCPI_BYTES_RECEIVED.stop:
@@ -420,7 +418,7 @@ def _wait_seconds(timeout: float) -> float:
     return timeout if timeout < threading.TIMEOUT_MAX else threading.TIMEOUT_MAX
 
 
-def _disable_nagle(sock: _socket.socket) -> None:
+def _disable_nagle(sock: socket.socket) -> None:
     """Set TCP_NODELAY on this connection's socket.
 
     Why: awscrt-python (0.38) offers no TCP_NODELAY option, and with Nagle's algorithm on, the
@@ -430,7 +428,7 @@ def _disable_nagle(sock: _socket.socket) -> None:
     the socket; see the README's performance notes. Linux only (see :func:`_own_socket`).
     """
     try:
-        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError as exc:  # the fetch still works, ~40 ms slower
         logger.debug("Cannot set TCP_NODELAY on the connection: %s", exc)
 
@@ -459,7 +457,7 @@ def _apply_tag(options: crt_io.SocketOptions, tag: tuple[int, int]) -> None:
     options.keep_alive_interval_secs, options.keep_alive_timeout_secs = tag
 
 
-def _own_socket(before: dict[int, int], tag: tuple[int, int]) -> Optional[_socket.socket]:
+def _own_socket(before: dict[int, int], tag: tuple[int, int]) -> Optional[socket.socket]:
     """A duplicate of the descriptor of the connection just opened, or None if it is not found.
 
     awscrt does not expose its socket, so it is recognised in two steps:
@@ -503,7 +501,7 @@ def _socket_inodes() -> dict[int, int]:
     return inodes
 
 
-def _claim(inode: int, fd: int, tag: tuple[int, int]) -> Optional[_socket.socket]:
+def _claim(inode: int, fd: int, tag: tuple[int, int]) -> Optional[socket.socket]:
     """A duplicate of ``fd`` if it still is socket ``inode`` and carries ``tag``; else None, and
     no duplicate left open."""
     try:
@@ -511,7 +509,7 @@ def _claim(inode: int, fd: int, tag: tuple[int, int]) -> Optional[_socket.socket
     except OSError:  # closed meanwhile
         return None
     try:
-        sock = _socket.socket(fileno=duplicate)
+        sock = socket.socket(fileno=duplicate)
     except OSError:
         os.close(duplicate)
         return None
@@ -525,8 +523,8 @@ def _claim(inode: int, fd: int, tag: tuple[int, int]) -> Optional[_socket.socket
     return None
 
 
-def _tag_of(sock: _socket.socket) -> tuple[int, int]:
+def _tag_of(sock: socket.socket) -> tuple[int, int]:
     return (
-        sock.getsockopt(_socket.IPPROTO_TCP, _socket.TCP_KEEPIDLE),
-        sock.getsockopt(_socket.IPPROTO_TCP, _socket.TCP_KEEPINTVL),
+        sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+        sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
     )
