@@ -13,13 +13,15 @@ import dataclasses
 import itertools
 import json
 import os
+import selectors
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, TypeVar, Union
 
 import trustme
 
@@ -69,6 +71,83 @@ def credentials_body(
     ).encode()
 
 
+_T = TypeVar("_T")
+
+#: How long :func:`wait_until` waits unless told: a guard against hanging, not a measurement.
+WAIT_TIMEOUT = 30.0
+
+
+def wait_until(
+    condition: Callable[[], _T],
+    timeout: float = WAIT_TIMEOUT,
+    *,
+    what: str = "",
+    interval: float = 0.01,
+) -> _T:
+    """Poll ``condition`` until it returns something true, and return that.
+
+    Tests wait for a thing to happen with this, never with a fixed sleep: a sleep is too short on
+    a loaded machine and too long everywhere else. Past ``timeout`` the test fails, naming
+    ``what`` it waited for.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what or condition!r}")
+        time.sleep(interval)
+
+
+class StopSignal(threading.Event):
+    """An event that ``select`` can wait on too: once set, :meth:`fileno` stays readable.
+
+    Server threads wait on their sockets and on this at once, so :meth:`set` wakes them at once
+    (no accept timeout polled every few tenths of a second).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+
+    def set(self) -> None:
+        super().set()
+        with contextlib.suppress(OSError):
+            self._writer.send(b"\0")
+
+    def fileno(self) -> int:
+        return self._reader.fileno()
+
+    def close(self) -> None:
+        _close_quietly(self._reader)
+        _close_quietly(self._writer)
+
+
+def accept_until(
+    stopping: StopSignal,
+    listener: socket.socket,
+    handle: Callable[[socket.socket, tuple[str, int]], None],
+) -> None:
+    """Accept connections on ``listener`` and hand each (blocking) to ``handle``, until
+    ``stopping`` is set. Run it in a thread; it wakes on a connection or on the signal."""
+    listener.setblocking(False)
+    with selectors.DefaultSelector() as selector:
+        selector.register(listener, selectors.EVENT_READ)
+        selector.register(stopping, selectors.EVENT_READ)
+        while not stopping.is_set():
+            selector.select()
+            if stopping.is_set():
+                return
+            try:
+                sock, peer = listener.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                continue  # the client gave up between select and accept
+            sock.setblocking(True)
+            handle(sock, peer)
+
+
 class FakeClock:
     """A settable wall clock, shared by a client under test and a scripted server."""
 
@@ -116,7 +195,12 @@ ReplySource = Union[Reply, Callable[[Received], Reply]]
 
 
 class TlsServer:
-    """Serves scripted replies over mutual TLS until :meth:`stop`."""
+    """Serves scripted replies over mutual TLS until :meth:`stop`.
+
+    Its threads block on sockets, never poll: a connection is served as soon as it arrives, and
+    :meth:`stop` wakes every thread at once (the acceptor through a :class:`StopSignal`, the
+    connection threads by shutting their sockets down).
+    """
 
     def __init__(
         self,
@@ -133,7 +217,6 @@ class TlsServer:
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind((host, port))
         self._listener.listen(64)
-        self._listener.settimeout(0.2)
         self.host = host
         self.port: int = self._listener.getsockname()[1]
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -147,10 +230,13 @@ class TlsServer:
         self.received: list[Received] = []
         self.handshake_failures = 0
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
+        self._stopping = StopSignal()
         self._threads: list[threading.Thread] = []
-        self._accepted: list[socket.socket] = []
-        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
+        self._open: list[socket.socket] = []
+        self._acceptor = threading.Thread(
+            target=accept_until, args=(self._stopping, self._listener, self._accepted), daemon=True
+        )
+        self._stopped = False
 
     @property
     def endpoint(self) -> str:
@@ -175,15 +261,22 @@ class TlsServer:
         return self
 
     def stop(self) -> None:
+        """Stop accepting, wake every connection thread and wait for all of them; idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stopping.set()
-        self._acceptor.join(5)
+        if self._acceptor.is_alive():
+            self._acceptor.join(5)
         with self._lock:
-            sockets = list(self._accepted)
+            sockets = list(self._open)
+            threads = list(self._threads)
         for sock in sockets:
-            _close_quietly(sock)
-        for thread in list(self._threads):
+            _shut_down(sock)
+        for thread in threads:
             thread.join(5)
         self._listener.close()
+        self._stopping.close()
 
     def __enter__(self) -> TlsServer:
         return self.start()
@@ -191,24 +284,24 @@ class TlsServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except (socket.timeout, OSError):
-                continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._accepted.append(sock)
-            thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+    def _accepted(self, sock: socket.socket, _: tuple[str, int]) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+        with self._lock:
             self._threads.append(thread)
-            thread.start()
+        thread.start()
 
     def _serve(self, raw: socket.socket) -> None:
         raw.settimeout(10)
-        # wrap_socket takes over the descriptor: on a failed handshake, close the TLS socket
-        # itself at once (clients wait for the server's FIN), not the detached raw one.
+        # wrap_socket takes over the descriptor: register the TLS socket before the handshake,
+        # so that stop() can wake a thread blocked in it. On a failed handshake, close the TLS
+        # socket itself at once (clients wait for the server's FIN), not the detached raw one.
         tls = self._context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+        with self._lock:
+            self._open.append(tls)
+        if self._stopping.is_set():  # stop() may have shut down the others without this one
+            _close_quietly(tls)
+            return
         try:
             tls.do_handshake()
         except (ssl.SSLError, OSError):
@@ -216,8 +309,6 @@ class TlsServer:
                 self.handshake_failures += 1
             _close_quietly(tls)
             return
-        with self._lock:
-            self._accepted.append(tls)
         try:
             self._answer(tls)
         except (ssl.SSLError, OSError):
@@ -234,7 +325,7 @@ class TlsServer:
             source = self._replies.popleft() if self._replies else self._default
         reply = source(received) if callable(source) else source
         if reply.stall:
-            self._stopping.wait(30)
+            self._stopping.wait()
             return
         if reply.delay and self._stopping.wait(reply.delay):
             return
@@ -274,6 +365,16 @@ def _render(reply: Reply) -> bytes:
 def _close_quietly(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.close()
+
+
+def _shut_down(sock: socket.socket) -> None:
+    """Wake a thread blocked in this socket's handshake, recv or send, from another thread.
+
+    ``socket.socket.shutdown`` itself, not ``SSLSocket.shutdown``, which would also drop the TLS
+    object under the thread still using it.
+    """
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 @dataclasses.dataclass(frozen=True)
