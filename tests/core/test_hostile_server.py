@@ -34,7 +34,15 @@ from awsiot_credentialhelper._transport import (
     connect_timeout_ms,
 )
 
-from ..servers import DeviceFiles, Reply, TlsServer, credentials_body
+from ..servers import (
+    DeviceFiles,
+    Reply,
+    StopSignal,
+    TlsServer,
+    accept_until,
+    credentials_body,
+    wait_until,
+)
 from .test_proxy import ConnectProxy
 
 #: What one connection's server sends after reading the request: chunks until it is exhausted,
@@ -68,7 +76,6 @@ class HostileTlsServer:
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(16)
-        self._listener.settimeout(0.2)
         self.port: int = self._listener.getsockname()[1]
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ca.issue_cert("localhost", "127.0.0.1").configure_cert(self._context)
@@ -76,7 +83,7 @@ class HostileTlsServer:
         self._context.verify_mode = ssl.CERT_REQUIRED
         self._script = script
         self._on_accept = on_accept
-        self._stopping = threading.Event()
+        self._stopping = StopSignal()
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
@@ -85,7 +92,9 @@ class HostileTlsServer:
         #: Set when a client closed or reset the connection while the script was still sending.
         self.hung_up = threading.Event()
         self.bytes_sent = 0
-        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
+        self._acceptor = threading.Thread(
+            target=accept_until, args=(self._stopping, self._listener, self._accepted), daemon=True
+        )
 
     @property
     def endpoint(self) -> str:
@@ -111,23 +120,19 @@ class HostileTlsServer:
         for thread in list(self._threads):
             thread.join(5)
         self._listener.close()
+        self._stopping.close()
         alive = [thread for thread in [self._acceptor, *self._threads] if thread.is_alive()]
         assert not alive, "a server thread did not end"
 
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                raw, peer = self._listener.accept()
-            except OSError:  # the 0.2 s accept timeout, or the listener closed
-                continue
-            with self._lock:
-                self.peers.append(peer[:2])
-                self._open.append(raw)
-            if self._on_accept is not None:
-                self._on_accept()
-            thread = threading.Thread(target=self._serve, args=(raw,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+    def _accepted(self, raw: socket.socket, peer: tuple[str, int]) -> None:
+        with self._lock:
+            self.peers.append(peer[:2])
+            self._open.append(raw)
+        if self._on_accept is not None:
+            self._on_accept()
+        thread = threading.Thread(target=self._serve, args=(raw,), daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _serve(self, raw: socket.socket) -> None:
         raw.settimeout(2)
@@ -205,9 +210,13 @@ def endless_header_line(_: threading.Event) -> Iterator[bytes]:
 
 
 def slow_drip(stopping: threading.Event) -> Iterator[bytes]:
-    """One byte of an unfinished header line a second, for as long as the client waits."""
+    """One byte of an unfinished header line every 0.25 s, for as long as the client waits.
+
+    The pace is the point (each byte arrives well within any per-read timeout); a quicker one
+    than a byte a second also lets the server see the client hang up sooner.
+    """
     yield b"HTTP/1.1 200 OK\r\nX-Slow: "
-    while not stopping.wait(1.0):
+    while not stopping.wait(0.25):
         yield b"a"
 
 
@@ -397,9 +406,8 @@ def test_other_sockets_to_the_same_port_are_left_alone(
     try:
         with server:
             others.append(socket.create_connection(("127.0.0.1", server.port)))
-            while not server.peers:  # accepted before the transport connects
-                armed.wait(0.01)
-            armed.set()
+            wait_until(lambda: server.peers, what="the server accepted the first socket")
+            armed.set()  # only then: the transport's connection is the second one accepted
             with pytest.raises(errors.ResponseTooLargeError):
                 send(transport_to(server.endpoint), timeout=30)
             assert len(others) == 2

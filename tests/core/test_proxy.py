@@ -14,20 +14,25 @@ from awsiot_credentialhelper._proxy import ProxySettings, parse_proxy_url, proxy
 from awsiot_credentialhelper.exceptions import ConfigurationError
 
 from ..conftest import ProviderFactory
-from ..servers import TlsServer
+from ..servers import StopSignal, TlsServer, accept_until
 
 
 class ConnectProxy:
-    """A minimal CONNECT proxy: records each request line and auth header, pipes bytes."""
+    """A minimal CONNECT proxy: records each request line and auth header, pipes bytes.
+
+    Its threads wait on their sockets and on a :class:`StopSignal` together: :meth:`close` wakes
+    them at once.
+    """
 
     def __init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
         self.port: int = self._listener.getsockname()[1]
         self.requests: list[tuple[str, str]] = []
-        self._stop = threading.Event()
+        self._stop = StopSignal()
         self._threads: list[threading.Thread] = []
-        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor = threading.Thread(
+            target=accept_until, args=(self._stop, self._listener, self._accepted), daemon=True
+        )
         self._acceptor.start()
 
     def close(self) -> None:
@@ -36,16 +41,12 @@ class ConnectProxy:
         for thread in self._threads:
             thread.join(5)
         self._listener.close()
+        self._stop.close()
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                continue
-            thread = threading.Thread(target=self._tunnel, args=(client,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+    def _accepted(self, client: socket.socket, _: tuple[str, int]) -> None:
+        thread = threading.Thread(target=self._tunnel, args=(client,), daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _tunnel(self, client: socket.socket) -> None:
         with client:
@@ -71,13 +72,17 @@ class ConnectProxy:
                 self._pipe(client, upstream)
 
     def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
-        while not self._stop.is_set():
-            readable, _, _ = select.select([client, upstream], [], [], 0.2)
-            for source in readable:
+        ends = {client.fileno(): (client, upstream), upstream.fileno(): (upstream, client)}
+        while True:
+            readable, _, _ = select.select([*ends, self._stop.fileno()], [], [])
+            if self._stop.is_set():
+                return
+            for number in readable:
+                source, destination = ends[number]
                 data = source.recv(65536)
                 if not data:
                     return
-                (upstream if source is client else client).sendall(data)
+                destination.sendall(data)
 
 
 @pytest.fixture
