@@ -25,6 +25,9 @@ from typing import Callable, Optional, TypeVar, Union
 
 import trustme
 
+#: The longest a :class:`Reply` with ``stall`` holds its connection.
+STALL_LIMIT = 60.0
+
 
 @dataclasses.dataclass(frozen=True)
 class Reply:
@@ -37,7 +40,8 @@ class Reply:
     delay: float = 0.0
     #: Send only this many bytes of the full response, then close the connection.
     truncate_at: Optional[int] = None
-    #: Never answer; hold the connection open until the server stops.
+    #: Never answer; hold the connection open until the server stops (or STALL_LIMIT passes:
+    #: then close it, so that a client that never times out fails its test instead of hanging).
     stall: bool = False
 
 
@@ -325,7 +329,7 @@ class TlsServer:
             source = self._replies.popleft() if self._replies else self._default
         reply = source(received) if callable(source) else source
         if reply.stall:
-            self._stopping.wait()
+            self._stopping.wait(STALL_LIMIT)
             return
         if reply.delay and self._stopping.wait(reply.delay):
             return
