@@ -6,7 +6,6 @@ import logging
 import socket
 import ssl
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from ..servers import (
     credentials_body,
     error_body,
     issue_device,
+    wait_until,
 )
 
 
@@ -160,19 +160,19 @@ def test_retries_are_bounded(make_provider: ProviderFactory, server: TlsServer) 
 
 
 def test_a_stalled_server_times_out(make_provider: ProviderFactory, server: TlsServer) -> None:
+    """A stalled reply holds the connection for STALL_LIMIT: only the client's timeout can
+    make it a ReadTimeoutError (the server's close would be a ConnectionClosedError)."""
     server.set_default(Reply(stall=True))
-    started = time.monotonic()
-    with pytest.raises(errors.ReadTimeoutError):
+    with pytest.raises(errors.ReadTimeoutError, match="no complete answer before the timeout"):
         make_provider(timeout=0.5, max_attempts=1).fetch()
-    assert time.monotonic() - started < 5  # a bound on hanging, not a speed target
 
 
 def test_total_timeout_covers_retries(make_provider: ProviderFactory, server: TlsServer) -> None:
+    """Five attempts allowed, but the first one uses up the whole timeout: no retry."""
     server.set_default(Reply(stall=True))
-    started = time.monotonic()
     with pytest.raises(errors.ReadTimeoutError):
         make_provider(timeout=0.6, max_attempts=5).fetch()
-    assert time.monotonic() - started < 5
+    assert wait_until(lambda: server.request_count, what="the request read") == 1
 
 
 def test_connection_closed_mid_response(make_provider: ProviderFactory, server: TlsServer) -> None:
@@ -211,24 +211,41 @@ def test_connection_refused(device: DeviceFiles, ca_file: str) -> None:
 def test_server_certificate_from_another_ca(
     make_provider: ProviderFactory, server: TlsServer
 ) -> None:
-    with pytest.raises(errors.TlsHandshakeError, match="not signed by the CA") as caught:
-        make_provider(ca=trustme.CA().cert_pem.bytes(), max_attempts=1).fetch()
-    assert not caught.value.retryable
-    assert server.request_count == 0
+    """s2n, under awscrt, holds a refused handshake for a random 10-30 s (its blinding delay,
+    against timing attacks) before it reports the failure: a timeout shorter than that sees the
+    handshake unfinished. The same timeout is ample for a handshake with the right CA, first.
+
+    That the failure, once reported, is a TlsHandshakeError with its hint is shown by
+    test_client_certificate_the_server_does_not_trust (same awscrt error family, no delay) and
+    tests/core/test_transport.py (the table).
+    """
+    assert make_provider(timeout=2, max_attempts=1).fetch().access_key_id == "ASIATEST"
+    with pytest.raises(
+        errors.ConnectTimeoutError,
+        match=r"127\.0\.0\.1:\d+: no connection and TLS handshake within 2\.0 s\.",
+    ):
+        make_provider(ca=trustme.CA().cert_pem.bytes(), timeout=2, max_attempts=1).fetch()
+    assert server.request_count == 1, "the refused server got no request"
 
 
 def test_client_certificate_the_server_does_not_trust(
     make_provider: ProviderFactory, tmp_path: Path, server: TlsServer
 ) -> None:
     stranger = issue_device(trustme.CA(), str(tmp_path), "stranger")
-    with pytest.raises(errors.NetworkError):
+    with pytest.raises(
+        errors.TlsHandshakeError, match="refused this device's certificate"
+    ) as caught:
         make_provider(
             certificate=stranger.certificate_file,
             private_key=stranger.private_key_file,
             max_attempts=1,
             timeout=5,
         ).fetch()
+    assert caught.value.crt_error is not None
+    assert caught.value.crt_error.startswith("AWS_IO_TLS_")
+    assert not caught.value.retryable
     assert server.request_count == 0
+    wait_until(lambda: server.handshake_failures == 1, what="the server's side of the refusal")
 
 
 def test_verify_peer_false_accepts_any_server(make_provider: ProviderFactory) -> None:
@@ -478,12 +495,12 @@ def test_close_interrupts_a_backoff_wait(make_provider: ProviderFactory, server:
 
     thread = threading.Thread(target=fetch)
     thread.start()
-    while server.request_count == 0:
-        time.sleep(0.01)
+    wait_until(lambda: server.request_count, what="the first attempt")
     provider.close()
     thread.join(10)
     assert not thread.is_alive()
-    assert len(outcome) == 1
+    # Had close() not ended the wait, the next attempt would have met the closed transport.
+    assert [type(error) for error in outcome] == [errors.ServiceUnavailableError]
 
 
 @pytest.mark.parametrize(
