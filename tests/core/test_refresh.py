@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -17,7 +16,7 @@ from awsiot_credentialhelper import RefreshPolicy
 from awsiot_credentialhelper import exceptions as errors
 from awsiot_credentialhelper.boto3_session import Boto3SessionProvider
 
-from ..servers import DeviceFiles, FakeClock, Reply, TlsServer, error_body, issuing
+from ..servers import DeviceFiles, FakeClock, Reply, TlsServer, error_body, issuing, wait_until
 
 SessionProviderFactory = Callable[..., Boto3SessionProvider]
 
@@ -169,9 +168,7 @@ def test_background_refresh_happens_without_api_calls(
     ) as provider:
         credentials = credentials_of(provider)
         assert credentials.get_frozen_credentials().access_key == "ASIA000001"
-        deadline = time.monotonic() + 10
-        while server.request_count < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: server.request_count >= 2, what="the background refresh")
         assert server.request_count == 2
         assert credentials.get_frozen_credentials().access_key == "ASIA000002"
         assert server.request_count == 2  # the API call did not fetch
