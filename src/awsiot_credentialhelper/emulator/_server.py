@@ -132,8 +132,8 @@ class TlsHttpServer:
         port: The port; 0 picks a free one.
         context: The TLS server context (it must request a client certificate).
         handler: What to answer.
-        read_timeout: Seconds allowed for a handshake or for a whole request head,
-            including the idle time before it on a kept-alive connection.
+        read_timeout: Seconds allowed for a handshake or for a whole request (head and
+            body), including the idle time before it on a kept-alive connection.
         max_connections: Connections served at once; more are closed immediately.
     """
 
