@@ -68,8 +68,21 @@ def test_key_material_given_as_a_path_is_never_echoed(
         make_provider(**{argument: text})
     message = str(caught.value)
     assert not any(chunk in message for chunk in _chunks(body)), message
-    if value != "pem-corrupt":
-        assert "looks like key material" in message
+    assert _NOT_ECHOED_BECAUSE[value, argument] in message
+
+
+#: What the refusal of key material says instead: a key body is recognised as such; PEM text
+#: that is broken is refused as whatever the argument should have held.
+_NOT_ECHOED_BECAUSE = {
+    **{
+        (value, argument): "looks like key material"
+        for value in ("body", "body-wrapped")
+        for argument in ("certificate", "private_key", "ca")
+    },
+    ("pem-corrupt", "certificate"): "not a valid PEM X.509 certificate",
+    ("pem-corrupt", "private_key"): "awscrt cannot build a TLS context",
+    ("pem-corrupt", "ca"): "holds no '-----BEGIN CERTIFICATE-----' block",
+}
 
 
 def test_paths_are_shown_and_key_material_is_not(device: DeviceFiles) -> None:
