@@ -19,7 +19,7 @@ import pytest
 from awsiot_credentialhelper._credentials import Credentials
 from awsiot_credentialhelper.cli import _update
 from awsiot_credentialhelper.exceptions import CredentialFileError
-from tests.servers import Received, Reply, TlsServer, credentials_body
+from tests.servers import Received, Reply, TlsServer, credentials_body, wait_until
 
 from .conftest import SCRIPT, Cli, stop
 
@@ -129,19 +129,19 @@ def test_the_loop_rewrites_before_expiry_and_stops_on_sigterm(
 
     def short_lived(_: Received) -> Reply:
         key = f"ASIAKEY{next(counter)}"
-        return Reply(body=credentials_body(timedelta(seconds=6), key=key))
+        # 4 s: refreshed with 1.2-2 s left (the policy's advisory and mandatory margins).
+        return Reply(body=credentials_body(timedelta(seconds=4), key=key))
 
     server.set_default(short_lived)
+    seen: set[str] = set()
+
+    def rewritten() -> bool:
+        if cli.credentials_file.exists():  # written by rename: whole or not at all
+            seen.add(_parse(cli.credentials_file.read_text()).get("default", "aws_access_key_id"))
+        return seen >= {"ASIAKEY1", "ASIAKEY2"}
+
     with cli.background("update", *flags) as process:
-        deadline = time.monotonic() + 30
-        seen: set[str] = set()
-        while len(seen) < 2 and time.monotonic() < deadline:
-            if cli.credentials_file.exists():
-                seen.add(
-                    _parse(cli.credentials_file.read_text()).get("default", "aws_access_key_id")
-                )
-            time.sleep(0.1)
-        assert seen >= {"ASIAKEY1", "ASIAKEY2"}
+        wait_until(rewritten, what="ASIAKEY1, then ASIAKEY2 in the file")
         _, err = stop(process)
     assert process.returncode == 0, err
     assert "Wrote ASIAKEY1 to [default]" in err
@@ -245,25 +245,28 @@ def _huge(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("make", "message"),
+    ("make", "message", "named"),
     [
-        pytest.param(os.mkfifo, "not a regular file", id="fifo"),  # opening it used to hang
-        pytest.param(Path.mkdir, "not a regular file", id="directory"),
+        # opening a FIFO used to hang
+        pytest.param(os.mkfifo, "is not a regular file", "{file}", id="fifo"),
+        pytest.param(Path.mkdir, "is not a regular file", "{file}", id="directory"),
         pytest.param(
-            lambda path: path.symlink_to("/dev/zero"), "not a regular file", id="dev-zero"
+            lambda path: path.symlink_to("/dev/zero"),
+            "is not a regular file",
+            "/dev/zero",  # the link's target is what is not a regular file
+            id="dev-zero",
         ),
-        pytest.param(_huge, "larger than", id="huge"),
+        pytest.param(_huge, "is larger than", "{file}", id="huge"),
     ],
 )
 def test_a_file_that_is_not_a_credentials_file_is_refused(
-    cli: Cli, server: TlsServer, flags: list[str], make: Any, message: str
+    cli: Cli, server: TlsServer, flags: list[str], *, make: Any, message: str, named: str
 ) -> None:
     cli.credentials_file.parent.mkdir(parents=True)
     make(cli.credentials_file)
     result = cli.run("update", "--once", *flags, timeout=20)
     assert result.returncode == 2, result.stderr
-    assert message in result.stderr
-    assert str(cli.credentials_file) in result.stderr or "/dev/zero" in result.stderr
+    assert f"'{named.format(file=cli.credentials_file)}' " + message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert server.request_count == 0, "refused before any network traffic"
 
