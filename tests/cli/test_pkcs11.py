@@ -72,7 +72,8 @@ def test_credential_process_and_check_sign_inside_the_token(
         "credential-process", *common, *flags, "--no-cache",
         env={**env, "AWSIOT_CREDENTIAL_PKCS11_PIN": "000000"},
     )  # fmt: skip
-    assert wrong_pin.returncode in (1, 2)
+    assert wrong_pin.returncode == 2, wrong_pin.stderr  # a configuration error
+    assert f"The PKCS#11 token '{TOKEN}' refused the PIN" in wrong_pin.stderr
     assert "Traceback" not in wrong_pin.stderr
     assert "000000" not in wrong_pin.stderr
     checked_wrong = cli.run(
