@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import http.client
 import json
+import logging
 import queue
 import socket
 import stat
@@ -14,7 +17,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import pytest
 from botocore.credentials import (
@@ -27,8 +30,13 @@ from botocore.exceptions import CredentialRetrievalError
 
 from awsiot_credentialhelper import Credentials, RefreshPolicy
 from awsiot_credentialhelper.cli._serve import (
+    IDLE_TIMEOUT,
     IMDS_POLICY,
+    MAX_BODY,
+    MAX_CONNECTIONS,
+    REQUEST_TIMEOUT,
     CredentialSource,
+    CredentialsServer,
     TokenStore,
 )
 from awsiot_credentialhelper.exceptions import ConnectionClosedError, ServiceUnavailableError
@@ -613,3 +621,305 @@ def test_source_survives_any_exception_and_recovers_after_failures_in_a_row() ->
     finally:
         source.stop()
     assert not set(threading.enumerate()) - before, "no thread is left behind after stop()"
+
+
+# --- HTTP/1.1 framing (h11), on a server in this process -------------------------------------
+
+_TOKEN = "test-container-token"
+
+
+class LocalServer:
+    """serve's HTTP server in this process: a real loopback socket, its own event-loop thread.
+
+    Requests cross the socket for real; being in the process lets a test run the timeout
+    sweep as if seconds had passed, instead of waiting for them.
+    """
+
+    def __init__(self, session_token: str = "token") -> None:  # noqa: S107 - a test value
+        def fetch() -> Credentials:
+            now = datetime.now(timezone.utc)
+            return Credentials("ASIA", "secret", session_token, now + timedelta(hours=1), now)
+
+        self.source = CredentialSource(fetch, policy=RefreshPolicy())
+        self.server = CredentialsServer(
+            "127.0.0.1",
+            0,
+            mode="container",
+            source=self.source,
+            role_name="test-alias",
+            container_token=_TOKEN,
+        )
+        self.url = self.server.base_url
+        self.host = self.url.split("//", 1)[1]
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._stopped: Optional[asyncio.Event] = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()))
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        self._ready.set()
+        await self.server.serve(self._stopped)
+
+    def start(self) -> None:
+        self.source.start()
+        self._thread.start()
+        assert self._ready.wait(10), "the event loop did not start"
+        deadline = time.monotonic() + 10
+        while self.source.current()[0] is None:
+            assert time.monotonic() < deadline, "no credentials"
+            time.sleep(0.01)
+
+    def in_loop(self, function: Callable[[], Any]) -> Any:
+        """Run ``function`` in the event-loop thread and return its result."""
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(_call(function), self._loop)
+        return future.result(10)
+
+    def sweep(self, later: float) -> None:
+        """Run the connections' timeout checks as if ``later`` seconds had passed."""
+
+        def check() -> None:
+            now = time.monotonic() + later
+            for connection in list(self.server.connections):
+                connection.check_timeouts(now)
+
+        self.in_loop(check)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopped is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+        if self._thread.is_alive():
+            self._thread.join(10)
+        self.server.close()
+        self.source.stop()
+
+
+async def _call(function: Callable[[], Any]) -> Any:
+    return function()
+
+
+@pytest.fixture
+def local() -> Iterator[LocalServer]:
+    server = LocalServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def _statuses(replies: bytes) -> list[int]:
+    return [int(part[:3]) for part in replies.split(b"HTTP/1.1 ")[1:]]
+
+
+_GET = "GET /credentials HTTP/1.1\r\nHost: {host}\r\nAuthorization: {token}\r\n"
+_LAST = _GET + "Connection: close\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("request_text", "status", "survives"),
+    [
+        # Where the hand-written parser answered otherwise, its answer is in the comment.
+        pytest.param(_GET + "Content-Length: 5\r\n\r\nhello", 200, True, id="get-body-dropped"),
+        pytest.param(  # was 411
+            _GET + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            200,
+            True,
+            id="chunked-get-body-dropped",
+        ),
+        pytest.param(
+            _GET + f"Content-Length: {MAX_BODY + 1}\r\n\r\n", 413, False, id="content-length-413"
+        ),
+        pytest.param(  # was 411; the body stops past the limit: no unread byte resets the socket
+            _GET + f"Transfer-Encoding: chunked\r\n\r\n{MAX_BODY + 1:x}\r\n" + "a" * (MAX_BODY + 1),
+            413,
+            False,
+            id="chunked-413",
+        ),
+        pytest.param(  # was 411
+            _GET + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+            False,
+            id="content-length-and-chunked",
+        ),
+        pytest.param(  # was 411
+            _GET + "Transfer-Encoding: gzip\r\n\r\n", 501, False, id="transfer-encoding-not-chunked"
+        ),
+        pytest.param(  # was 400
+            _GET + "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+            200,
+            True,
+            id="identical-content-lengths",
+        ),
+        pytest.param(
+            _GET + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+            400,
+            False,
+            id="conflicting-content-lengths",
+        ),
+        pytest.param(  # was 200: the first one won
+            _GET + "Authorization: {token}\r\n\r\n", 400, False, id="two-authorization-headers"
+        ),
+        pytest.param(  # was 403 (the Host rule)
+            "GET /credentials HTTP/1.1\r\nAuthorization: {token}\r\n\r\n",
+            400,
+            False,
+            id="http-1.1-without-host",
+        ),
+        pytest.param(  # was kept alive
+            "GET /credentials HTTP/1.0\r\nHost: {host}\r\nAuthorization: {token}\r\n"
+            "Connection: keep-alive\r\n\r\n",
+            200,
+            False,
+            id="http-1.0-keep-alive-closes",
+        ),
+        pytest.param(  # was skipped
+            "\r\n" + _GET + "\r\n", 400, False, id="empty-line-before-request"
+        ),
+        pytest.param("GET /credentials HTTP/2.0\r\nHost: {host}\r\n\r\n", 505, False, id="http-2"),
+        pytest.param(  # was 400: a folded line is joined to the header before it
+            _GET + "X-Folded: a\r\n b\r\n\r\n", 200, True, id="folded-header"
+        ),
+        pytest.param(  # was 400
+            "GET /credentials HTTP/1.1\r\nHost: {host}\r\nAuthorization: {token}\r\n x\r\n\r\n",
+            403,
+            True,
+            id="folded-authorization-is-another-token",
+        ),
+        pytest.param(
+            _GET + "Upgrade: h2c\r\nConnection: Upgrade\r\n\r\n", 200, True, id="upgrade-ignored"
+        ),
+        pytest.param(  # h11 quotes the line in its reason: the answer must not
+            _GET + "X-Bad : {token}\r\n\r\n", 400, False, id="malformed-header-line"
+        ),
+        pytest.param(  # was 404
+            "GET /cr\u00e9dentials HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            400,
+            False,
+            id="non-ascii-target",
+        ),
+    ],
+)
+def test_http_framing_decisions(
+    local: LocalServer, request_text: str, status: int, survives: bool
+) -> None:
+    """How h11 and serve's own rules frame requests: one answer, then the connection survives
+    (a following request is answered) or is closed."""
+    data = request_text + (_LAST if survives else "")
+    data = data.replace("{host}", local.host).replace("{token}", _TOKEN)
+    replies = _raw_exchange(local.url, data.encode("latin-1"))
+    assert _statuses(replies) == ([status, 200] if survives else [status])
+    assert _TOKEN.encode() not in replies
+
+
+def test_the_request_log_has_no_query_and_refusals_are_logged(
+    local: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="awsiot_credentialhelper.cli._serve")
+    path = "/credentials?secret=query-value"
+    assert _request(local.url, path=path, headers={"Authorization": _TOKEN})[0] == 200
+    twice = _GET + "Authorization: {token}\r\n\r\n"
+    twice = twice.replace("{host}", local.host).replace("{token}", _TOKEN)
+    assert _statuses(_raw_exchange(local.url, twice.encode())) == [400]
+
+    def lines() -> list[str]:  # written by a thread of their own
+        return [r.getMessage() for r in caplog.records if r.threadName == "awsiot-serve-log"]
+
+    deadline = time.monotonic() + 10
+    while len(lines()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert lines() == [
+        "GET /credentials 200 127.0.0.1",
+        "- - 400 127.0.0.1",
+    ]
+
+
+def test_a_stalled_request_gets_408_and_an_idle_connection_is_closed(local: LocalServer) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", _port_of(local.url), timeout=10)
+    try:
+        connection.request("GET", "/credentials", headers={"Authorization": _TOKEN})
+        assert connection.getresponse().read()
+        assert connection.sock is not None
+        local.sweep(REQUEST_TIMEOUT + 1)  # no request under way: nothing to time out
+        connection.request("GET", "/credentials", headers={"Authorization": _TOKEN})
+        assert connection.getresponse().status == 200
+        local.sweep(IDLE_TIMEOUT + 1)
+        assert connection.sock.recv(1) == b"", "the idle connection was closed"
+    finally:
+        connection.close()
+    with socket.create_connection(("127.0.0.1", _port_of(local.url)), timeout=10) as sock:
+        sock.sendall(f"GET /credentials HTTP/1.1\r\nHost: {local.host}\r\n".encode())
+        sock.settimeout(0.05)
+        received = b""
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            local.sweep(REQUEST_TIMEOUT + 1)  # until the partial head has arrived
+            with contextlib.suppress(socket.timeout):
+                received = sock.recv(65536)
+        sock.settimeout(10)
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert _statuses(received) == [408]
+
+
+def test_connections_beyond_the_limit_are_closed_at_once(local: LocalServer) -> None:
+    address = ("127.0.0.1", _port_of(local.url))
+    held = [socket.create_connection(address, timeout=10) for _ in range(MAX_CONNECTIONS)]
+    try:
+        # Answered on the last one: every earlier one was accepted before it.
+        held[-1].sendall(f"GET / HTTP/1.1\r\nHost: {local.host}\r\n\r\n".encode())
+        assert held[-1].recv(65536).startswith(b"HTTP/1.1 ")
+        try:
+            answer = _raw_exchange(local.url, _LAST.encode())
+        except ConnectionError:  # closed with abort(): a reset, or an end of file
+            answer = b""
+        assert answer == b"", "one too many is closed unanswered"
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while local.in_loop(lambda: len(local.server.connections)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _request(local.url, path="/credentials", headers={"Authorization": _TOKEN})[0] == 200
+
+
+def test_a_client_that_stops_reading_pauses_its_connection() -> None:
+    """Pipelined requests whose answers are not read stop being read, then are read again
+    once the client reads: every answer arrives, in order."""
+    # 100 answers of 60 kB: 6 MB, more than the kernel's socket buffers hold (the server's
+    # send buffer grows to net.ipv4.tcp_wmem's maximum, 4 MB by default).
+    local = LocalServer(session_token="t" * 60_000)
+    count = 100
+    one = _GET.replace("{host}", local.host).replace("{token}", _TOKEN) + "\r\n"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.settimeout(10)
+    try:
+        local.start()
+        sock.connect(("127.0.0.1", _port_of(local.url)))
+        sock.sendall((one * count).encode())
+
+        def paused() -> bool:
+            return any(
+                not connection._transport.is_reading()
+                for connection in local.server.connections
+                if connection._transport is not None
+            )
+
+        deadline = time.monotonic() + 10
+        while not local.in_loop(paused):
+            assert time.monotonic() < deadline, "the server never stopped reading"
+            time.sleep(0.01)
+        sock.sendall((one * count).encode())  # read only once reading resumes
+        answers, received, marker = 0, b"", b"HTTP/1.1 "
+        while answers < 2 * count and (chunk := sock.recv(65536)):
+            # Count only where a new marker can be: counting all of it again is quadratic.
+            start = max(0, len(received) - len(marker) + 1)
+            received += chunk
+            answers += received.count(marker, start)
+    finally:
+        sock.close()
+        local.stop()
+    assert _statuses(received) == [200] * 2 * count
