@@ -133,12 +133,18 @@ def test_the_refused_duplicate_is_the_thing_header() -> None:
             400,
             id="length-and-chunked-was-501",
         ),
+        pytest.param(
+            b"GET / HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+            id="bad-chunk-size",
+        ),
     ],
 )
 def test_refusals(head: bytes, status: int) -> None:
     error = refusal_of(head)
     assert error.status == status
     assert "b'" not in error.message  # h11 quotes the request; the answer does not
+    assert "bytearray" not in error.message
 
 
 def test_two_content_lengths_that_agree_are_one() -> None:
