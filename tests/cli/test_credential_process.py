@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -13,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from awsiot_credentialhelper._provider import DEFAULT_TIMEOUT
-from awsiot_credentialhelper.cli._cache import CacheEntry, refresh_margin
+from awsiot_credentialhelper.cli._cache import CacheEntry, _sha256_hex, refresh_margin
 from awsiot_credentialhelper.cli._credential_process import FETCH_TIMEOUT
 from tests.servers import Reply, TlsServer, credentials_body, error_body
 
@@ -149,6 +150,18 @@ def test_the_cached_path_imports_neither_awscrt_nor_botocore(
     )
     assert heavy == []
     assert "argparse" not in imported, "plain flags are parsed without building argparse"
+    assert "_hashlib" not in imported, "the cache key is hashed without loading OpenSSL (~4 ms)"
+
+
+@pytest.mark.parametrize("builtin", [True, False], ids=["builtin-module", "hashlib-only"])
+def test_the_cache_key_hash_is_sha256_with_or_without_the_builtin_module(
+    monkeypatch: pytest.MonkeyPatch, builtin: bool
+) -> None:
+    if not builtin:  # a build without them, as FIPS-minded distributions ship
+        for name in ("_sha2", "_sha256"):
+            monkeypatch.setitem(sys.modules, name, None)
+    text = "endpoint='e'\nrole_alias='r'"
+    assert _sha256_hex(text) == hashlib.sha256(text.encode()).hexdigest()
 
 
 #: What an uncached run must not import: cryptography (60 ms) is only for explaining a key awscrt
