@@ -201,18 +201,27 @@ def test_clock_skew_from_the_server_date_is_reported(
     assert "NTP" in steps["clock"]["hint"]
 
 
-def test_text_report_falls_back_to_ascii_marks() -> None:
-    from awsiot_credentialhelper.cli._check import FAIL, OK, Report, Step  # noqa: PLC0415
-
-    report = Report()
-    report.add(Step("a", "First", OK, "fine"))
-    report.add(Step("b", "Second", FAIL, "broken", "fix it", 3))
-    assert report.exit_code == 3
-    utf8 = report.to_text("utf-8")
-    assert "✓ First: fine\n✗ Second: broken\n    hint: fix it\n" in utf8
-    ascii_text = report.to_text("ascii")
-    assert "[ok] First: fine\n[FAIL] Second: broken\n" in ascii_text
-    assert ascii_text.endswith("some checks failed (exit code 3)\n")
+def test_the_text_report_falls_back_to_ascii_marks(
+    cli: Cli, server: TlsServer, device: DeviceFiles, ca_file: str, tmp_path: Path
+) -> None:
+    """Where stdout cannot encode the check marks (a C locale, a serial console), words."""
+    missing_key = tmp_path / "missing.pem.key"
+    result = cli.run(
+        "check",
+        "--timeout=5",
+        f"--endpoint={server.endpoint}",
+        "--role-alias=a",
+        f"--certificate={device.certificate_file}",
+        f"--private-key={missing_key}",
+        f"--ca={ca_file}",
+        env={"PYTHONIOENCODING": "ascii"},
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout.isascii()
+    assert result.stdout.startswith("[ok] Required settings: all present\n")
+    assert "\n[FAIL] " in result.stdout
+    assert "\n    hint: " in result.stdout
+    assert result.stdout.endswith("some checks failed (exit code 2)\n")
 
 
 def test_an_endpoint_that_is_not_utf_8_fails_its_step(
