@@ -56,10 +56,19 @@ def test_credential_process_and_check_sign_inside_the_token(
     assert by_uri.returncode == 0, by_uri.stderr
     assert json.loads(by_uri.stdout)["AccessKeyId"] == "ASIATEST"
 
+    # The URI in the variable may hold the PIN; the module may come from the flag instead.
+    uri_with_pin = f"pkcs11:token={TOKEN};object=device_key?pin-value={PIN}"
+    by_uri_and_module = cli.run(
+        "credential-process", *common, "--no-cache", f"--pkcs11-lib={hsm.module}",
+        env={**env, "AWSIOT_CREDENTIAL_PRIVATE_KEY": uri_with_pin},
+    )  # fmt: skip
+    assert by_uri_and_module.returncode == 0, by_uri_and_module.stderr
+    assert PIN not in by_uri_and_module.stderr
+
     flags = [f"--pkcs11-lib={hsm.module}", f"--token-label={TOKEN}", "--key-label=device_key"]
     by_flags = cli.run("credential-process", *common, *flags, f"--pin-file={pin_file}", env=env)
     assert by_flags.returncode == 0, by_flags.stderr
-    assert server.request_count == 2
+    assert server.request_count == 3
 
     checked = cli.run("check", "--json", *common, *flags, f"--pin-file={pin_file}", env=env)
     steps = {step["name"]: step for step in json.loads(checked.stdout)["steps"]}

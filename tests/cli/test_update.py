@@ -16,7 +16,7 @@ from typing import Any
 import botocore.session
 import pytest
 
-from awsiot_credentialhelper._credentials import Credentials
+from awsiot_credentialhelper import Credentials
 from awsiot_credentialhelper.cli import _update
 from awsiot_credentialhelper.exceptions import CredentialFileError
 from tests.servers import Received, Reply, TlsServer, credentials_body, wait_until
@@ -149,7 +149,11 @@ def test_the_loop_rewrites_before_expiry_and_stops_on_sigterm(
 
 
 def test_a_writer_that_cannot_get_the_lock_writes_nothing(tmp_path: Path) -> None:
-    """Rewriting the whole file unlocked could drop another writer's profile: refuse instead."""
+    """Rewriting the whole file unlocked could drop another writer's profile: refuse instead.
+
+    The writer itself, with a 0.2 s lock wait: through the command it is 10 s (LOCK_TIMEOUT),
+    which no flag changes.
+    """
     path = tmp_path / "credentials"
     path.write_text("[other]\naws_access_key_id = KEEP\n")
     holder = os.open(tmp_path / ".credentials.lock", os.O_RDWR | os.O_CREAT, 0o600)
