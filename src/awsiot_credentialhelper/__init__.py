@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._botocore import install_botocore_credentials
+    from ._config import ProviderConfig
     from ._credentials import Credentials
-    from ._keys import Pkcs11Config
+    from ._pkcs11 import Pkcs11Config
     from ._provider import IotCredentialProvider
     from ._refresh import RefreshingCredentials, RefreshPolicy
     from .boto3_session import Boto3SessionProvider
@@ -30,6 +31,7 @@ __all__ = [
     "Credentials",
     "IotCredentialProvider",
     "Pkcs11Config",
+    "ProviderConfig",
     "RefreshPolicy",
     "RefreshingCredentials",
     "__version__",
@@ -40,7 +42,8 @@ _LAZY = {
     "Boto3SessionProvider": ".boto3_session",
     "Credentials": "._credentials",
     "IotCredentialProvider": "._provider",
-    "Pkcs11Config": "._keys",
+    "Pkcs11Config": "._pkcs11",
+    "ProviderConfig": "._config",
     "RefreshPolicy": "._refresh",
     "RefreshingCredentials": "._refresh",
     "install_botocore_credentials": "._botocore",

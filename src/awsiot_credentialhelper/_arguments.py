@@ -1,4 +1,4 @@
-"""Check the caller's numeric arguments, and show a caller's path in a message without leaking.
+"""Judge the caller's arguments: numbers, what a string holds, and paths shown without leaking.
 
 Both the library and the CLI use these, so a setting is judged the same way wherever it comes
 from. Cheap to import (the CLI's cached path does): ``math`` and our exceptions only.
@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_ATTEMPTS",
     "MAX_TIMEOUT",
+    "PEM_MARKER",
     "check_max_attempts",
     "check_timeout",
+    "is_pem_text",
+    "is_pkcs11_uri",
     "looks_like_key_material",
     "shown_path",
 ]
@@ -35,6 +38,25 @@ MAX_ATTEMPTS = 10
 #: certificate ids in AWS IoT's file names are lower-case.
 _KEY_RUN = 64
 _BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
+#: What makes a ``str`` PEM text rather than a path: PEM armour's first line starts with it.
+PEM_MARKER = "-----BEGIN"
+_PKCS11_SCHEME = "pkcs11:"
+
+
+def is_pem_text(value: object) -> bool:
+    """Whether ``value`` is a ``str`` holding PEM text (else a ``str`` is a path or a URI)."""
+    return isinstance(value, str) and PEM_MARKER in value
+
+
+def is_pkcs11_uri(value: object) -> bool:
+    """Whether ``value`` is meant as an RFC 7512 ``pkcs11:`` URI (so not read as a file path).
+
+    Only ``str`` counts: ``bytes`` given as a key are PEM content, never a URI. Here rather than
+    in ``_pkcs11`` so that the CLI's cached path can ask without importing ``typing``.
+    """
+    return isinstance(value, str) and value[: len(_PKCS11_SCHEME)].lower() == _PKCS11_SCHEME
 
 
 def check_timeout(value: object, *, name: str = "timeout") -> float:

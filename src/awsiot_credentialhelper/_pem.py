@@ -9,11 +9,10 @@ import stat
 from datetime import datetime
 from typing import TYPE_CHECKING, Optional, Union
 
-from ._arguments import looks_like_key_material, shown_path
+from ._arguments import is_pem_text, looks_like_key_material, shown_path
 from ._der import CertificateDates, read_certificate_dates
 from .exceptions import (
     ConfigurationError,
-    ConflictingOptionsError,
     CredentialFileError,
     EncryptedKeyError,
     InvalidPemError,
@@ -54,8 +53,6 @@ PemSource = Union[bytes, str, "os.PathLike[str]"]
 #: is about 220 KB) fits many times over; a bigger file is a mistake that would cost minutes.
 MAX_PEM_BYTES = 1024 * 1024
 
-_PEM_TEXT = "-----BEGIN"
-
 _ENCRYPTED_MARKERS = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED")
 _DEK_INFO = rb"^DEK-Info: *([A-Za-z0-9-]{1,40}),"  # compiled on first use: errors only
 
@@ -73,7 +70,8 @@ def read_pem(source: PemSource, *, what: str) -> bytes:
     origin = pem_origin(source, what=what)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-    elif isinstance(source, str) and _PEM_TEXT in source:
+    elif is_pem_text(source):
+        assert isinstance(source, str)  # noqa: S101 - is_pem_text says so
         # PEM is ASCII: anything else becomes "?" and fails to parse, with our message.
         data = source.encode("utf-8", "replace")
     else:
@@ -108,7 +106,7 @@ def pem_origin(source: PemSource, *, what: str) -> str:
     """How messages name ``source``: its bytes, its PEM text or its file; never key material."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"{what} given as bytes"
-    if isinstance(source, str) and _PEM_TEXT in source:
+    if is_pem_text(source):
         return f"{what} given as PEM text"
     return f"{what} file {shown_path(os.fspath(source))}"
 
@@ -206,47 +204,27 @@ def read_secret_file(path: Union[str, os.PathLike[str]], *, what: str) -> bytes:
     return data
 
 
-def resolve_password(
-    value: Union[str, bytes, None] = None,
-    *,
-    env: Optional[str] = None,
-    file: Union[str, os.PathLike[str], None] = None,
-) -> Optional[bytes]:
-    """The password of an encrypted private key, from at most one of three sources.
+def resolve_password(value: Union[str, bytes, None]) -> Optional[bytes]:
+    """The password of an encrypted private key as bytes (``str`` is encoded as UTF-8).
 
-    A value in code or on a command line is visible to others (shell history, ``ps``); an
-    environment variable or a 0600 file is not. ``None`` when no source is given.
-
-    Args:
-        value: The password itself; ``str`` is encoded as UTF-8.
-        env: The name of an environment variable holding it, read now.
-        file: A file holding it; one trailing newline is stripped.
+    Reading one from an environment variable or a file is the CLI's business (``cli/_options``).
 
     Raises:
-        ConflictingOptionsError: more than one source given.
-        EncryptedKeyError: the password is empty or the environment variable is not set.
-        CredentialFileError: the file is missing, unreadable or empty.
+        EncryptedKeyError: the password is empty.
+        ConfigurationError: neither ``str`` nor ``bytes``.
     """
-    if sum(source is not None for source in (value, env, file)) > 1:
-        raise ConflictingOptionsError(
-            "The private key password was given more than one way (as a value, an environment "
-            "variable and/or a file): keep one."
-        )
-    if env is not None:
-        found = os.environ.get(env)
-        if not found:
-            raise EncryptedKeyError(
-                f"The environment variable {env!r} that should hold the private key password "
-                "is not set or is empty."
-            )
-        return found.encode()
-    if file is not None:
-        return read_secret_file(file, what="private key password")
     if value is None:
         return None
+    if not isinstance(value, (str, bytes, bytearray, memoryview)):
+        raise ConfigurationError(
+            f"private_key_password must be a str or bytes, got {type(value).__name__}."
+        )
     secret = value.encode() if isinstance(value, str) else bytes(value)
     if not secret:
-        raise EncryptedKeyError("The private key password is empty: give the real password.")
+        raise EncryptedKeyError(
+            "The private key password is empty: give the real password.",
+            setting="private_key_password",
+        )
     return secret
 
 
@@ -356,15 +334,19 @@ def load_private_key(
     encrypted = is_encrypted(pem)
     if encrypted and password is None:
         raise EncryptedKeyError(
-            "The private key is encrypted: give its password (private_key_password=..., or the "
-            "CLI's --private-key-password-file)."
+            "The private key is encrypted: give its password (private_key_password).",
+            setting="private_key_password",
         )
     if not encrypted and password is not None:
         raise EncryptedKeyError(
-            "A password was given but the private key is not encrypted: drop the password."
+            "A password was given but the private key is not encrypted: drop the password.",
+            setting="private_key_password",
         )
     if encrypted and not password:
-        raise EncryptedKeyError("The private key password is empty: give the real password.")
+        raise EncryptedKeyError(
+            "The private key password is empty: give the real password.",
+            setting="private_key_password",
+        )
     try:
         return serialization.load_pem_private_key(pem, password=password)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -384,7 +366,8 @@ def load_private_key(
         if not unknown_cipher:
             raise EncryptedKeyError(
                 "Cannot decrypt the private key: the password is wrong (or the key file is "
-                "corrupt)."
+                "corrupt).",
+                setting="private_key_password",
             ) from None
         raise EncryptedKeyError(
             f"The private key is encrypted with {_cipher_of(pem, exc)}, which this system's "

@@ -6,71 +6,72 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Callable, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ._arguments import check_max_attempts, check_timeout
 from ._clock import Clock, utcnow
+from ._config import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, ProviderConfig
 from ._credentials import Credentials
-from ._endpoint import Endpoint, parse_endpoint
-from ._keys import KeySource, Pkcs11Config, check_key_arguments, key_source
+from ._endpoint import Endpoint
+from ._keys import KeySource, key_source
 from ._pem import (
     PemSource,
     certificate_dates,
-    check_source,
     check_validity,
     expiry_note,
     load_certificate,
     read_pem,
-    resolve_password,
 )
-from ._protocol import build_request, parse_response, validate_role_alias, validate_thing_name
-from ._proxy import ProxySettings, parse_proxy_url, proxy_from_environment
-from ._retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
+from ._protocol import build_request, parse_response
+from ._proxy import ProxySettings, proxy_from_environment
+from ._retry import RetryPolicy
 from ._transport import CrtTransport, build_tls_context
 from ._version import __version__
 from .exceptions import (
     CertificateRejectedError,
     ConfigurationError,
     CredentialHelperError,
+    EncryptedKeyError,
     InvalidPemError,
+    KeyMismatchError,
+    Pkcs11Error,
     TlsHandshakeError,
 )
 
 if TYPE_CHECKING:
     from cryptography import x509
 
+    from ._pkcs11 import Pkcs11Config
+
 __all__ = ["DEFAULT_TIMEOUT", "IotCredentialProvider"]
 
 logger = logging.getLogger(__name__)
-
-#: Total seconds one :meth:`IotCredentialProvider.fetch` may take, retries and waits included.
-DEFAULT_TIMEOUT = 30.0
-
-
-_T = TypeVar("_T")
 
 
 class IotCredentialProvider:
     """Trades a device certificate for credentials, one :meth:`fetch` at a time.
 
     Everything that can be checked without the network is checked here, at construction, the
-    arguments first: the endpoint's form, that the files exist and hold PEM, that the key
-    matches the certificate, the PKCS#11 module. The certificate's dates only warn (this
-    device's clock may be wrong); a refusal by the provider then says it looks expired. The
-    awscrt event loop, resolver, bootstrap and TLS context are built once and reused by every
-    fetch.
+    arguments first (see :class:`ProviderConfig`, which the keyword arguments build): the
+    endpoint's form, that the files exist and hold PEM, that the key matches the certificate,
+    the PKCS#11 module. The certificate's dates only warn (this device's clock may be wrong); a
+    refusal by the provider then says it looks expired. The awscrt event loop, resolver,
+    bootstrap and TLS context are built once and reused by every fetch.
 
     Args:
         endpoint: The Credential Provider endpoint (``aws iot describe-endpoint --endpoint-type
             iot:CredentialProvider``), optionally with ``:port``.
         role_alias: The role alias whose credentials to fetch.
-        certificate: The device certificate: PEM ``bytes``, or a path (``str``/``PathLike``).
-        private_key: Its private key: PEM ``bytes``, a path, or an RFC 7512 ``pkcs11:`` URI.
-            Exclusive with ``pkcs11``.
-        pkcs11: Where the key is in a PKCS#11 token. Exclusive with ``private_key``.
+        certificate: The device certificate: PEM ``bytes``, PEM text, or a path.
+        private_key: Its private key: PEM ``bytes``, PEM text, a path, or an RFC 7512
+            ``pkcs11:`` URI. Exclusive with ``pkcs11``.
+        pkcs11: Where the key is in a PKCS#11 token (a ``Pkcs11Config``, or a ``dict`` of its
+            fields). Exclusive with ``private_key``.
         thing_name: Sent as ``x-amzn-iot-thingname``; needed when policies use thing variables.
-        ca: Trusted CA(s) for the server: PEM ``bytes`` or a path. Default: the system store.
+        ca: Trusted CA(s) for the server: PEM ``bytes``, PEM text or a path. Default: the system
+            store.
         verify_peer: Verify the server's certificate. Only ever turn this off for local tests.
         private_key_password: Password of an encrypted private key; decrypted in memory only.
         timeout: Total seconds one fetch may take, retries included.
@@ -79,6 +80,9 @@ class IotCredentialProvider:
         trust_env: When ``proxy`` is not given, use ``HTTPS_PROXY`` unless ``NO_PROXY`` excludes
             the endpoint.
         clock: The wall clock, for tests.
+
+    Attributes:
+        config: The :class:`ProviderConfig` this provider was built from.
 
     Raises:
         ConfigurationError: a subclass naming the setting to fix.
@@ -91,7 +95,7 @@ class IotCredentialProvider:
         role_alias: str,
         certificate: PemSource,
         private_key: Optional[PemSource] = None,
-        pkcs11: Optional[Pkcs11Config] = None,
+        pkcs11: Union[Pkcs11Config, Mapping[str, Any], None] = None,
         thing_name: Optional[str] = None,
         ca: Optional[PemSource] = None,
         verify_peer: bool = True,
@@ -102,36 +106,69 @@ class IotCredentialProvider:
         trust_env: bool = True,
         clock: Clock = utcnow,
     ) -> None:
-        # Argument errors first: nothing is read or judged until the arguments make sense.
-        self.timeout = check_timeout(timeout)
-        self._retry = RetryPolicy(check_max_attempts(max_attempts))
-        check_key_arguments(private_key, pkcs11)
-        check_source(certificate, what="certificate")
-        if ca is not None:
-            check_source(ca, what="ca")
-        self.endpoint: Endpoint = parse_endpoint(endpoint)
-        self.role_alias = _checked(validate_role_alias, role_alias, "role_alias")
-        self.thing_name = (
-            _checked(validate_thing_name, thing_name, "thing_name") if thing_name else None
-        )
-        self._clock = clock
-        certificate_pem = read_pem(certificate, what="certificate")
-        self._certificate_dates = certificate_dates(certificate_pem)
-        check_validity(self._certificate_dates, clock())
-        self._certificate_pem = certificate_pem
-        self.key: KeySource = key_source(
+        config = ProviderConfig(
+            endpoint=endpoint,
+            role_alias=role_alias,
+            certificate=certificate,
             private_key=private_key,
             pkcs11=pkcs11,
-            certificate_pem=certificate_pem,
-            password=resolve_password(private_key_password),
+            thing_name=thing_name,
+            ca=ca,
+            verify_peer=verify_peer,
+            private_key_password=private_key_password,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            proxy=proxy,
+            trust_env=trust_env,
         )
-        ca_pem = _read_ca(ca) if ca is not None else None
-        if not verify_peer:
+        self._open(config, clock)
+
+    @classmethod
+    def from_config(cls, config: ProviderConfig, *, clock: Clock = utcnow) -> IotCredentialProvider:
+        """A provider for ``config``: reads its files, loads its key, builds the TLS context.
+
+        Raises:
+            ConfigurationError: a subclass naming the setting to fix (``config`` is not a
+                :class:`ProviderConfig`, or a file, key or token is unusable).
+        """
+        if not isinstance(config, ProviderConfig):
+            raise ConfigurationError(
+                f"config must be a ProviderConfig, got {type(config).__name__}.", setting="config"
+            )
+        provider = cls.__new__(cls)
+        provider._open(config, clock)
+        return provider
+
+    def _open(self, config: ProviderConfig, clock: Clock) -> None:
+        """The I/O the configuration calls for: files, the key's store, TLS context, transport."""
+        self.config = config
+        self.timeout = config.timeout
+        self._retry = RetryPolicy(config.max_attempts)
+        self.endpoint: Endpoint = config.endpoint
+        self.role_alias = config.role_alias
+        self.thing_name = config.thing_name
+        self._clock = clock
+        key_setting = "pkcs11" if config.key_kind == "pkcs11" else "private_key"
+        with _about("certificate"):
+            certificate_pem = read_pem(config.certificate, what="certificate")
+            self._certificate_dates = certificate_dates(certificate_pem)
+        check_validity(self._certificate_dates, clock())
+        self._certificate_pem = certificate_pem
+        with _about(key_setting):
+            self.key: KeySource = key_source(
+                config.key,
+                certificate_pem=certificate_pem,
+                password=config.private_key_password,
+            )
+        with _about("ca"):
+            ca_pem = _read_ca(config.ca) if config.ca is not None else None
+        if not config.verify_peer:
             logger.warning("verify_peer=False: the server's identity is NOT checked.")
-        self.proxy = _choose_proxy(proxy, trust_env, self.endpoint)
-        tls_context = build_tls_context(
-            self.key, certificate_pem, ca_pem=ca_pem, verify_peer=verify_peer
-        )
+        self.proxy = _choose_proxy(config, self.endpoint)
+        with _about(key_setting, only=(EncryptedKeyError, KeyMismatchError, Pkcs11Error)):
+            tls_context = build_tls_context(
+                self.key, certificate_pem, ca_pem=ca_pem, verify_peer=config.verify_peer
+            )
         self._transport = CrtTransport(self.endpoint, tls_context, proxy=self.proxy)
         self._request = build_request(
             host_header=self.endpoint.authority,
@@ -238,15 +275,17 @@ class IotCredentialProvider:
             error.args = (f"{error.args[0]} {note}", *error.args[1:])
 
 
-def _checked(validate: Callable[..., _T], value: object, name: str) -> _T:
-    """Run a validator, turning its ``ValueError`` into our configuration error (and a value
-    that is not a ``str``, which would be its ``TypeError``, into one too)."""
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{name} must be a str, got {type(value).__name__}.")
+@contextmanager
+def _about(
+    setting: str, *, only: tuple[type[ConfigurationError], ...] = (ConfigurationError,)
+) -> Iterator[None]:
+    """Say which setting a configuration error raised inside is about, unless it says so."""
     try:
-        return validate(value)
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
+        yield
+    except only as error:
+        if error.setting is None:
+            error.setting = setting
+        raise
 
 
 def _read_ca(ca: PemSource) -> bytes:
@@ -256,11 +295,9 @@ def _read_ca(ca: PemSource) -> bytes:
     return pem
 
 
-def _choose_proxy(
-    proxy: Optional[str], trust_env: bool, endpoint: Endpoint
-) -> Optional[ProxySettings]:
-    if proxy is not None:
-        return parse_proxy_url(proxy)
-    if trust_env:
+def _choose_proxy(config: ProviderConfig, endpoint: Endpoint) -> Optional[ProxySettings]:
+    if config.proxy is not None:
+        return config.proxy
+    if config.trust_env:
         return proxy_from_environment(endpoint.host)
     return None

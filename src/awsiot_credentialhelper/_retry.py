@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import random
 
-__all__ = ["DEFAULT_MAX_ATTEMPTS", "Backoff", "RetryPolicy"]
+from ._config import DEFAULT_MAX_ATTEMPTS  # the defaults live with the configuration
 
-#: One try and two retries: enough for a dropped packet or a brief 503, short enough that a
-#: real outage surfaces quickly to the caller (who may retry on its own schedule).
-DEFAULT_MAX_ATTEMPTS = 3
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "Backoff", "RetryPolicy"]
 
 
 class Backoff:

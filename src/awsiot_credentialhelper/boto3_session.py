@@ -17,15 +17,15 @@ import botocore.session
 from . import _environment as env
 from ._botocore import IotCoreCredentials, install
 from ._clock import Clock, utcnow
+from ._config import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, ProviderConfig, missing_settings
 from ._endpoint import Endpoint
-from ._keys import Pkcs11Config
 from ._pem import PemSource
-from ._provider import DEFAULT_TIMEOUT, IotCredentialProvider
+from ._pkcs11 import Pkcs11Config
+from ._provider import IotCredentialProvider
 from ._refresh import DEFAULT_REFRESH_POLICY, RefreshingCredentials, RefreshPolicy
-from ._retry import DEFAULT_MAX_ATTEMPTS
 from .exceptions import ConfigurationError, ConflictingOptionsError
 
-__all__ = ["Boto3SessionProvider", "Pkcs11Config"]
+__all__ = ["Boto3SessionProvider", "Pkcs11Config", "ProviderConfig"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,9 @@ class Boto3SessionProvider:
     No network call is made until the first AWS API call; then credentials are fetched, cached,
     shared by every session this object creates, and refreshed in the background before they
     expire (see :class:`RefreshPolicy`).
+
+    Pass the settings as arguments (1.x's positional order works), or as one
+    :class:`ProviderConfig` in ``config``; not both.
 
     Args:
         endpoint: ``<prefix>.credentials.iot.<region>.amazonaws.com`` (from ``aws iot
@@ -63,17 +66,20 @@ class Boto3SessionProvider:
         refresh_policy: When to refresh; the default scales to the credential lifetime.
         refresh_in_background: Refresh from a background thread so API calls never wait.
         clock: The wall clock, for tests.
+        config: Every setting above from ``endpoint`` to ``region`` (but ``awscrt_log_level``)
+            in one :class:`ProviderConfig`, instead of those arguments.
 
     Raises:
         ConfigurationError: (a ``ValueError``) a setting or file is wrong.
+        ConflictingOptionsError: ``config`` and one of the arguments it replaces both given.
     """
 
     def __init__(  # noqa: PLR0917 - the 1.x positional signature, kept for compatibility
         self,
-        endpoint: str,
-        role_alias: str,
-        thing_name: Optional[str],
-        certificate: PemSource,
+        endpoint: Optional[str] = None,
+        role_alias: Optional[str] = None,
+        thing_name: Optional[str] = None,
+        certificate: Optional[PemSource] = None,
         private_key: Optional[PemSource] = None,
         pkcs11: Union[Pkcs11Config, Mapping[str, Any], None] = None,
         ca: Optional[PemSource] = None,
@@ -89,26 +95,32 @@ class Boto3SessionProvider:
         refresh_policy: RefreshPolicy = DEFAULT_REFRESH_POLICY,
         refresh_in_background: bool = True,
         clock: Clock = utcnow,
+        config: Optional[ProviderConfig] = None,
     ) -> None:
+        arguments: dict[str, Any] = {
+            "endpoint": endpoint,
+            "role_alias": role_alias,
+            "thing_name": thing_name,
+            "certificate": certificate,
+            "private_key": private_key,
+            "pkcs11": pkcs11,
+            "ca": ca,
+            "verify_peer": verify_peer,
+            "region": region,
+            "private_key_password": private_key_password,
+            "timeout": timeout,
+            "max_attempts": max_attempts,
+            "proxy": proxy,
+            "trust_env": trust_env,
+        }
+        if config is None:
+            config = _config_from(arguments)
+        else:
+            _refuse_arguments_beside(config, arguments)
         if awscrt_log_level is not None:
             _send_awscrt_log_to_stderr(awscrt_log_level)
-        self._provider = IotCredentialProvider(
-            endpoint=endpoint,
-            role_alias=role_alias,
-            thing_name=thing_name,
-            certificate=certificate,
-            private_key=private_key,
-            pkcs11=_pkcs11_config(pkcs11),
-            ca=ca,
-            verify_peer=verify_peer,
-            private_key_password=private_key_password,
-            timeout=timeout,
-            max_attempts=max_attempts,
-            proxy=proxy,
-            trust_env=trust_env,
-            clock=clock,
-        )
-        self._region = region
+        self._provider = IotCredentialProvider.from_config(config, clock=clock)
+        self._region = config.region
         self._cache = RefreshingCredentials(
             self._provider.fetch,
             clock=clock,
@@ -211,20 +223,66 @@ def _send_awscrt_log_to_stderr(level: Any) -> None:
     send_to_stderr(level)
 
 
-def _pkcs11_config(pkcs11: Union[Pkcs11Config, Mapping[str, Any], None]) -> Optional[Pkcs11Config]:
-    """``pkcs11`` as a :class:`Pkcs11Config`: 1.x's was a ``TypedDict``, so 1.x code may pass a
-    plain ``dict`` (``user_pin`` and the selectors optional, ``pkcs11_lib`` required: the
-    provider says so when it is missing, as for a ``Pkcs11Config`` without it).
+#: What each argument that a ProviderConfig replaces is when it is not given.
+_ARGUMENT_DEFAULTS: dict[str, Any] = {
+    "endpoint": None,
+    "role_alias": None,
+    "thing_name": None,
+    "certificate": None,
+    "private_key": None,
+    "pkcs11": None,
+    "ca": None,
+    "verify_peer": True,
+    "region": None,
+    "private_key_password": None,
+    "timeout": DEFAULT_TIMEOUT,
+    "max_attempts": DEFAULT_MAX_ATTEMPTS,
+    "proxy": None,
+    "trust_env": True,
+}
+
+
+def _config_from(arguments: dict[str, Any]) -> ProviderConfig:
+    """The config the 1.x-style arguments describe.
 
     Raises:
-        ConfigurationError: a key that is unknown (named; values are never shown).
+        ConfigurationError: a required argument is missing (1.x raised ``TypeError``), or any
+            other problem :class:`ProviderConfig` finds.
     """
-    if pkcs11 is None or isinstance(pkcs11, Pkcs11Config):
-        return pkcs11
-    unknown = sorted(str(key) for key in pkcs11 if key not in Pkcs11Config._fields)
-    if unknown:
+    missing = missing_settings(
+        endpoint=arguments["endpoint"],
+        role_alias=arguments["role_alias"],
+        certificate=arguments["certificate"],
+        private_key="given",  # ProviderConfig names a missing key itself ("Neither ...")
+        pkcs11=None,
+    )
+    if missing:
         raise ConfigurationError(
-            f"pkcs11 has keys Pkcs11Config does not take: {', '.join(unknown)} (it takes "
-            f"{', '.join(Pkcs11Config._fields)})."
+            f"Boto3SessionProvider needs {', '.join(missing)} (or config=ProviderConfig(...)).",
+            setting=missing[0],
         )
-    return Pkcs11Config(**pkcs11)
+    return ProviderConfig(**arguments)
+
+
+def _refuse_arguments_beside(config: ProviderConfig, arguments: dict[str, Any]) -> None:
+    """``config`` replaces the provider's arguments: any of them given too is a conflict.
+
+    Raises:
+        ConfigurationError: ``config`` is not a :class:`ProviderConfig`.
+        ConflictingOptionsError: naming ``config`` and the arguments given beside it.
+    """
+    if not isinstance(config, ProviderConfig):
+        raise ConfigurationError(
+            f"config must be a ProviderConfig, got {type(config).__name__}.", setting="config"
+        )
+    given = [
+        name
+        for name, value in arguments.items()
+        if value is not _ARGUMENT_DEFAULTS[name] and value != _ARGUMENT_DEFAULTS[name]
+    ]
+    if given:
+        raise ConflictingOptionsError(
+            f"Both config and {', '.join(given)} were given: config holds every provider setting, "
+            f"so pass either config or the arguments (set {given[0]} in the ProviderConfig).",
+            setting="config",
+        )

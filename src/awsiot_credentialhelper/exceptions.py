@@ -11,6 +11,7 @@ The tree::
     │   ├── ConflictingOptionsError        two options that exclude each other, or neither given
     │   ├── InvalidEndpointError           not a Credential Provider endpoint, or no region for it
     │   ├── CredentialFileError            a file is missing or unreadable
+    │   ├── MalformedCredentialsFileError  the CLI's credentials file cannot be parsed
     │   ├── InvalidPemError                not PEM, or PEM of the wrong kind
     │   ├── KeyMismatchError               the private key does not belong to the certificate
     │   ├── CertificateExpiredError        (no longer raised: an expired certificate is tried)
@@ -62,6 +63,7 @@ __all__ = [
     "InvalidPemError",
     "InvalidThingNameError",
     "KeyMismatchError",
+    "MalformedCredentialsFileError",
     "NetworkError",
     "Pkcs11Error",
     "ProviderError",
@@ -86,7 +88,16 @@ class CredentialHelperError(ValueError):
 
 
 class ConfigurationError(CredentialHelperError):
-    """A setting or file the caller provided is wrong; nothing was sent to the network."""
+    """A setting or file the caller provided is wrong; nothing was sent to the network.
+
+    Attributes:
+        setting: The argument at fault (``"private_key"``, ``"endpoint"``, ...) when known, so
+            that the CLI can name its own flag, environment variable and profile key for it.
+    """
+
+    def __init__(self, *args: object, setting: Optional[str] = None) -> None:
+        super().__init__(*args)
+        self.setting = setting
 
 
 class ConflictingOptionsError(ConfigurationError):
@@ -99,6 +110,11 @@ class InvalidEndpointError(ConfigurationError):
 
 class CredentialFileError(ConfigurationError):
     """A certificate, key, CA or PIN file is missing or unreadable."""
+
+
+class MalformedCredentialsFileError(ConfigurationError):
+    """The AWS shared credentials file that ``update`` should write cannot be parsed (botocore
+    could not read it either); it is left untouched."""
 
 
 class InvalidPemError(ConfigurationError):

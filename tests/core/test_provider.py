@@ -582,10 +582,34 @@ def test_the_largest_timeout_and_attempts_are_accepted(
             id="config-without-lib",
         ),
         pytest.param(
-            {"private_key": None, "pkcs11": {"pkcs11_lib": "/x.so"}},
+            {"private_key": None, "pkcs11": ["/x.so"]},
             errors.ConfigurationError,
             "pkcs11 must be a Pkcs11Config",
             id="pkcs11-of-another-type",
+        ),
+        pytest.param(
+            {"private_key": None, "pkcs11": {"pkcs11_lib": "/x.so", "pin": "1"}},
+            errors.ConfigurationError,
+            "pkcs11 has keys Pkcs11Config does not take: pin",
+            id="pkcs11-dict-with-an-unknown-key",
+        ),
+        pytest.param(
+            {"private_key": None, "pkcs11": {"user_pin": "1"}},
+            errors.ConfigurationError,
+            "PKCS#11 library path must be provided",
+            id="pkcs11-dict-without-lib",
+        ),
+        pytest.param(
+            {"private_key": Pkcs11Config(pkcs11_lib="/x.so")},
+            errors.ConfigurationError,
+            "a PKCS#11 token goes in pkcs11=",
+            id="token-as-private-key",
+        ),
+        pytest.param(
+            {"private_key_password": 42},
+            errors.ConfigurationError,
+            "private_key_password must be",
+            id="password-type",
         ),
         pytest.param(
             {"private_key": 42}, errors.ConfigurationError, "private_key must be", id="key-type"

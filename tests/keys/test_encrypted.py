@@ -12,9 +12,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from awsiot_credentialhelper._keys import PemKey
-from awsiot_credentialhelper._pem import load_private_key, read_pem, resolve_password
+from awsiot_credentialhelper._pem import (
+    load_private_key,
+    read_pem,
+    read_secret_file,
+    resolve_password,
+)
 from awsiot_credentialhelper.exceptions import (
-    ConflictingOptionsError,
+    ConfigurationError,
     CredentialFileError,
     CredentialHelperError,
     EncryptedKeyError,
@@ -130,24 +135,6 @@ def test_password_may_be_str_or_bytes_or_unicode() -> None:
         assert _public(forms.pkcs8_encrypted, secret) == _public(forms.plain, None)
 
 
-def test_password_from_environment(monkeypatch: pytest.MonkeyPatch, forms: KeyForms) -> None:
-    monkeypatch.setenv("TEST_KEY_PASSWORD", PASSWORD.decode())
-    secret = resolve_password(env="TEST_KEY_PASSWORD")
-    assert _public(forms.legacy_encrypted, secret) == _public(forms.plain, None)
-
-
-@pytest.mark.parametrize("value", [None, ""])
-def test_password_environment_unset_or_empty(
-    monkeypatch: pytest.MonkeyPatch, value: Optional[str]
-) -> None:
-    if value is None:
-        monkeypatch.delenv("TEST_KEY_PASSWORD", raising=False)
-    else:
-        monkeypatch.setenv("TEST_KEY_PASSWORD", value)
-    with pytest.raises(EncryptedKeyError, match=r"'TEST_KEY_PASSWORD' .* not set or is empty"):
-        resolve_password(env="TEST_KEY_PASSWORD")
-
-
 @pytest.mark.parametrize("ending", [b"", b"\n", b"\r\n"])
 def test_password_from_file_strips_one_newline(
     tmp_path: Path, forms: KeyForms, ending: bytes
@@ -155,8 +142,8 @@ def test_password_from_file_strips_one_newline(
     path = tmp_path / "password"
     path.write_bytes(PASSWORD + ending)
     path.chmod(0o600)
-    assert resolve_password(file=path) == PASSWORD
-    assert resolve_password(file=str(path)) == PASSWORD
+    assert read_secret_file(path, what="password") == PASSWORD
+    assert read_secret_file(str(path), what="password") == PASSWORD
 
 
 @pytest.mark.parametrize(
@@ -173,7 +160,7 @@ def test_password_file_errors(
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(error, match=message):
-        resolve_password(file=path)
+        read_secret_file(path, what="private key password")
 
 
 def test_password_file_readable_by_others_is_used_with_a_warning(
@@ -182,30 +169,19 @@ def test_password_file_readable_by_others_is_used_with_a_warning(
     path = tmp_path / "password"
     path.write_bytes(PASSWORD)
     path.chmod(0o640)
-    assert resolve_password(file=path) == PASSWORD
+    assert read_secret_file(path, what="private key password") == PASSWORD
     assert "chmod 600" in caplog.text
     assert PASSWORD.decode() not in caplog.text
 
 
-Sources = dict[str, Union[str, bytes, Path]]
+def test_no_password_is_none() -> None:
+    assert resolve_password(None) is None
 
 
-@pytest.mark.parametrize(
-    "sources",
-    [
-        pytest.param({"value": "x", "env": "V"}, id="value-env"),
-        pytest.param({"value": b"x", "file": "/p"}, id="value-file"),
-        pytest.param({"env": "V", "file": "/p"}, id="env-file"),
-        pytest.param({"value": "", "env": "V"}, id="empty-value-env"),
-    ],
-)
-def test_password_from_two_sources_conflicts(sources: Sources) -> None:
-    with pytest.raises(ConflictingOptionsError, match="more than one way"):
-        resolve_password(**sources)  # type: ignore[arg-type]
-
-
-def test_no_password_source_is_none() -> None:
-    assert resolve_password() is None
+@pytest.mark.parametrize("value", [42, ["pw"]], ids=["int", "list"])
+def test_a_password_of_another_type_is_a_configuration_error(value: object) -> None:
+    with pytest.raises(ConfigurationError, match="private_key_password must be a str or bytes"):
+        resolve_password(value)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("value", ["", b""])

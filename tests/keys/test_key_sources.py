@@ -13,14 +13,9 @@ import trustme
 from awscrt import io as crt_io
 from awscrt.exceptions import AwsCrtError
 
-from awsiot_credentialhelper._keys import (
-    PemKey,
-    Pkcs11Config,
-    create_tls_context,
-    crt_error_name,
-    key_source,
-    map_pkcs11_error,
-)
+from awsiot_credentialhelper._config import check_key_arguments
+from awsiot_credentialhelper._keys import PemKey, create_tls_context, crt_error_name, key_source
+from awsiot_credentialhelper._pkcs11 import Pkcs11Config, map_pkcs11_error
 from awsiot_credentialhelper.exceptions import (
     ConflictingOptionsError,
     KeyMismatchError,
@@ -133,23 +128,25 @@ URI = f"pkcs11:token=t;object=k?module-path={MISSING_MODULE}&pin-value={SECRET_P
         ),
     ],
 )
-def test_key_source_conflicts(arguments: dict[str, Any], message: str, device: DeviceFiles) -> None:
+def test_key_argument_conflicts(arguments: dict[str, Any], message: str) -> None:
     with pytest.raises(ConflictingOptionsError, match=message) as caught:
-        key_source(certificate_pem=device.certificate_pem, **arguments)
+        check_key_arguments(**arguments)
     assert SECRET_PIN not in str(caught.value)
 
 
 def test_key_source_reads_a_uri_as_a_token(device: DeviceFiles) -> None:
     """The URI reaches Pkcs11Key: it is the module path that is refused, not a PEM parse."""
+    key = check_key_arguments(URI, None)
+    assert key == Pkcs11Config(MISSING_MODULE, SECRET_PIN, None, "t", "k")
     with pytest.raises(Pkcs11Error, match=r"'/nonexistent/libpkcs11.so' does not exist") as caught:
-        key_source(private_key=URI, pkcs11=None, certificate_pem=device.certificate_pem)
+        key_source(key, certificate_pem=device.certificate_pem)
     assert SECRET_PIN not in str(caught.value)
 
 
 @pytest.mark.parametrize("as_path", [True, False], ids=["path", "bytes"])
 def test_key_source_pem(device: DeviceFiles, as_path: bool) -> None:
     source: Any = device.private_key_file if as_path else device.private_key_pem
-    key = key_source(private_key=source, pkcs11=None, certificate_pem=device.certificate_pem)
+    key = key_source(check_key_arguments(source, None), certificate_pem=device.certificate_pem)
     assert isinstance(key, PemKey)
     expected = (
         f"private key file {device.private_key_file!r}" if as_path else "private key given as bytes"
@@ -160,10 +157,6 @@ def test_key_source_pem(device: DeviceFiles, as_path: bool) -> None:
 
 def test_key_source_wrong_key_for_the_certificate(device: DeviceFiles, ca: trustme.CA) -> None:
     other = ca.issue_cert("other.example")
-    key = key_source(
-        private_key=other.private_key_pem.bytes(),
-        pkcs11=None,
-        certificate_pem=device.certificate_pem,
-    )
+    key = key_source(other.private_key_pem.bytes(), certificate_pem=device.certificate_pem)
     with pytest.raises(KeyMismatchError, match="does not match the certificate"):
         create_tls_context(key, key.tls_options(device.certificate_pem))

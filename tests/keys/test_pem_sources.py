@@ -18,7 +18,7 @@ import trustme
 
 from awsiot_credentialhelper import exceptions as errors
 from awsiot_credentialhelper._arguments import looks_like_key_material, shown_path
-from awsiot_credentialhelper._pem import MAX_PEM_BYTES, read_pem, resolve_password
+from awsiot_credentialhelper._pem import MAX_PEM_BYTES, read_pem, read_secret_file
 
 from ..conftest import ProviderFactory
 from ..servers import DeviceFiles, TlsServer
@@ -156,7 +156,9 @@ def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
 def test_a_fifo_as_password_file_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "password"
     os.mkfifo(fifo)
-    error = _refused_without_blocking(lambda: resolve_password(file=str(fifo)), fifo)
+    error = _refused_without_blocking(
+        lambda: read_secret_file(str(fifo), what="private key password"), fifo
+    )
     assert isinstance(error, errors.CredentialFileError)
 
 

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
-from awsiot_credentialhelper._pem import load_private_key, resolve_password
+from awsiot_credentialhelper._pem import load_private_key, read_secret_file
 
 from ..servers import TlsServer
 from .softhsm import unavailable_reason
@@ -85,7 +85,7 @@ def test_walkthrough(tmp_path: Path, server: TlsServer, ca: trustme.CA) -> None:
         assert not (home / gone).exists(), gone
 
     # Both encrypted forms openssl wrote decrypt with the password file.
-    password = resolve_password(file=home / "key.password")
+    password = read_secret_file(home / "key.password", what="private key password")
     legacy = load_private_key((home / "device.legacy.key").read_bytes(), password=password)
     pkcs8 = load_private_key((home / "device.encrypted.key").read_bytes(), password=password)
     assert legacy.private_numbers() == pkcs8.private_numbers()  # type: ignore[union-attr]

@@ -13,6 +13,7 @@ import pytest
 import trustme
 from awscrt import io as crt_io
 
+from awsiot_credentialhelper._config import check_key_arguments
 from awsiot_credentialhelper._keys import (
     Pkcs11Config,
     Pkcs11Key,
@@ -281,7 +282,7 @@ def test_a_pkcs11_uri_as_the_private_key(
     )
     key_pem = tokens.ec_key if key_label == "ec_key" else tokens.rsa_key
     certificate_pem = issue(ca, key_pem)
-    key = key_source(private_key=uri, pkcs11=None, certificate_pem=certificate_pem)
+    key = key_source(check_key_arguments(uri, None), certificate_pem=certificate_pem)
     assert isinstance(key, Pkcs11Key)
     assert PIN not in repr(key)
     context = create_tls_context(key, key.tls_options(certificate_pem))

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from awsiot_credentialhelper._keys import Pkcs11Config
-from awsiot_credentialhelper._pkcs11_uri import is_pkcs11_uri, parse_pkcs11_uri
+from awsiot_credentialhelper._pkcs11 import Pkcs11Config, is_pkcs11_uri, parse_pkcs11_uri
 from awsiot_credentialhelper.exceptions import Pkcs11Error
 
 LIB = "/usr/lib/softhsm/libsofthsm2.so"

@@ -37,6 +37,7 @@ from ._options import (
     is_pkcs11_uri,
     pem_or_path,
     pkcs11_config,
+    read_password,
     resolve,
     setup_logging,
 )
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
     from .._credentials import Credentials
     from .._endpoint import Endpoint
-    from .._keys import Pkcs11Config
+    from .._pkcs11 import Pkcs11Config
 
 __all__ = ["Report", "Step", "configure", "run"]
 
@@ -346,13 +347,7 @@ def _check_private_key(report: Report, context: _Context) -> None:
     if not settings.private_key:
         report.add(Step("private_key", "Private key", SKIP, "no private key set"))
         return
-    from .._environment import CLI_PRIVATE_KEY_PASSWORD  # noqa: PLC0415
-    from .._pem import (  # noqa: PLC0415
-        check_key_matches,
-        load_private_key,
-        read_pem,
-        resolve_password,
-    )
+    from .._pem import check_key_matches, load_private_key, read_pem  # noqa: PLC0415
 
     origin = _origin(settings, "private_key")
     title = f"Private key ({origin})"
@@ -361,10 +356,7 @@ def _check_private_key(report: Report, context: _Context) -> None:
         _check_key_permissions(report, source, title)
     try:
         pem = read_pem(source, what="private key")
-        password = resolve_password(
-            env=CLI_PRIVATE_KEY_PASSWORD if os.environ.get(CLI_PRIVATE_KEY_PASSWORD) else None,
-            file=settings.private_key_password_file,
-        )
+        password = read_password(settings)
         key = load_private_key(pem, password=password)
     except ConfigurationError as error:
         report.add(

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Optional
 
-from ..exceptions import ConfigurationError
+from ..exceptions import MalformedCredentialsFileError
 
 __all__ = [
     "CREDENTIAL_KEYS",
@@ -48,10 +48,6 @@ _HEADER = "header"
 _OPTION_LINE = "option"
 _CONTINUATION = "continuation"
 _OTHER = "other"  # blank or comment
-
-
-class MalformedCredentialsFileError(ConfigurationError):
-    """The existing credentials file cannot be parsed; it is left untouched."""
 
 
 def credential_values(

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any, Optional, Union
 
-    from .._keys import Pkcs11Config
+    from .._pkcs11 import Pkcs11Config
     from .._provider import IotCredentialProvider
 
 __all__ = [
@@ -544,6 +544,31 @@ def read_pin(settings: Settings, environ: Optional[Mapping[str, str]] = None) ->
     return None
 
 
+def read_password(
+    settings: Settings, environ: Optional[Mapping[str, str]] = None
+) -> Optional[bytes]:
+    """The private key's password from its variable or its file; else ``None``.
+
+    Raises:
+        ConflictingOptionsError: both the variable and a password file are set.
+        CredentialFileError: the password file is missing, unreadable or empty.
+    """
+    environ = os.environ if environ is None else environ
+    from_env = environ.get(env.CLI_PRIVATE_KEY_PASSWORD) or None
+    if from_env is not None and settings.private_key_password_file:
+        raise ConflictingOptionsError(
+            f"The private key password is set both in ${env.CLI_PRIVATE_KEY_PASSWORD} and by "
+            f"{settings.describe('private_key_password_file')}: keep one."
+        )
+    if from_env is not None:
+        return from_env.encode()
+    if settings.private_key_password_file:
+        from .._pem import read_secret_file  # noqa: PLC0415 - not on the cached path
+
+        return read_secret_file(settings.private_key_password_file, what="private key password")
+    return None
+
+
 def pkcs11_config(
     settings: Settings, environ: Optional[Mapping[str, str]] = None
 ) -> Optional[Pkcs11Config]:
@@ -555,7 +580,7 @@ def pkcs11_config(
     """
     token_options = [n for n in ("slot_id", "token_label", "key_label") if getattr(settings, n)]
     if is_pkcs11_uri(settings.private_key):
-        from .._pkcs11_uri import parse_pkcs11_uri  # noqa: PLC0415 - imports awscrt
+        from .._pkcs11 import parse_pkcs11_uri  # noqa: PLC0415 - not on the cached path
 
         assert settings.private_key is not None  # noqa: S101 - narrowed by is_pkcs11_uri
         config = parse_pkcs11_uri(settings.private_key, default_module_path=settings.pkcs11_lib)
@@ -570,7 +595,7 @@ def pkcs11_config(
                 f"Both {settings.describe('private_key')} and {settings.describe('pkcs11_lib')} "
                 "are set: the key is either a PEM file or in a PKCS#11 token, keep one."
             )
-        from .._keys import Pkcs11Config  # noqa: PLC0415 - imports awscrt
+        from .._pkcs11 import Pkcs11Config  # noqa: PLC0415 - not on the cached path
 
         config = Pkcs11Config(
             pkcs11_lib=settings.pkcs11_lib,
@@ -612,18 +637,11 @@ def build_provider(
     require(settings, "endpoint", "role_alias", "certificate")
     if not settings.private_key and not settings.pkcs11_lib:
         require(settings, "private_key")
-    from .._pem import resolve_password  # noqa: PLC0415 - imports cryptography
     from .._provider import IotCredentialProvider  # noqa: PLC0415 - imports awscrt
 
     if pkcs11 is None:
         pkcs11 = pkcs11_config(settings, environ)
-    password = None
-    if pkcs11 is None:
-        variable = env.CLI_PRIVATE_KEY_PASSWORD
-        password = resolve_password(
-            env=variable if environ.get(variable) else None,
-            file=settings.private_key_password_file,
-        )
+    password = None if pkcs11 is not None else read_password(settings, environ)
     if settings.proxy:
         from .._proxy import parse_proxy_url  # noqa: PLC0415 - imports urllib
 
