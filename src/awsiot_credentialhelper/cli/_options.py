@@ -12,7 +12,7 @@ import os
 import sys
 
 from .. import _environment as env
-from .._arguments import check_timeout, looks_like_key_material, shown_path
+from .._arguments import check_timeout, is_pkcs11_uri, looks_like_key_material, shown_path
 from ..exceptions import ConfigurationError, ConflictingOptionsError, CredentialFileError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up time
@@ -32,6 +32,7 @@ __all__ = [
     "add_common_options",
     "build_provider",
     "fast_parse",
+    "is_pkcs11_uri",
     "load_profile",
     "resolve",
     "setup_logging",
@@ -504,11 +505,6 @@ def pem_or_path(value: str) -> Union[bytes, str]:
     if _PEM_MARKER in value:
         return value.encode()
     return os.path.expanduser(value)
-
-
-def is_pkcs11_uri(value: Optional[str]) -> bool:
-    """The library's test (``_pkcs11_uri.is_pkcs11_uri``) without importing awscrt with it."""
-    return bool(value) and str(value)[:7].lower() == "pkcs11:"
 
 
 def read_pin(settings: Settings, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
