@@ -13,9 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from awsiot_credentialhelper._provider import DEFAULT_TIMEOUT
 from awsiot_credentialhelper.cli._cache import CacheEntry, _sha256_hex, refresh_margin
-from awsiot_credentialhelper.cli._credential_process import FETCH_TIMEOUT
 from tests.servers import Reply, TlsServer, credentials_body, error_body
 
 from .conftest import SCRIPT, Cli
@@ -247,7 +245,7 @@ def test_usage_and_network_errors_exit_2_and_3(
 ) -> None:
     missing = cli.run("credential-process", "--role-alias=a")
     assert missing.returncode == 2
-    assert "--endpoint, $AWSIOT_CREDENTIAL_ENDPOINT or the profile key iot_credential_endpoint" in (
+    assert "--endpoint, $AWSIOT_CREDENTIAL_ENDPOINT or the profile key iot_endpoint" in (
         missing.stderr
     )
     unknown_flag = cli.run("credential-process", "--frobnicate")
@@ -325,11 +323,6 @@ def test_an_answer_living_beyond_12_hours_is_refused_and_not_cached(
     assert "Traceback" not in result.stderr
     assert not any(secret in result.stderr for secret in _SECRETS)
     assert not list(cli.cache_dir.glob("*.cache"))
-
-
-def test_the_lock_wait_follows_the_library_default_timeout() -> None:
-    """Restated to keep awscrt off the cached path; through the command, a 30 s lock wait."""
-    assert FETCH_TIMEOUT == DEFAULT_TIMEOUT
 
 
 def test_a_temporary_file_left_by_a_killed_run_is_removed_by_the_next_write(

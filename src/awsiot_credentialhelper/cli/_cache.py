@@ -15,8 +15,8 @@ import stat
 import sys
 import time
 
-from .. import _environment as env
 from .._lifetime import plausible_remaining
+from . import _environment as env
 from ._options import Settings, is_pkcs11_uri
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up time

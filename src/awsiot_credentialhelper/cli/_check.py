@@ -1,9 +1,13 @@
 """``check``: diagnose a device's setup step by step, each with a verdict and what to fix.
 
-The local steps use the library's own readers; DNS, TCP and the server-side TLS check use the
-standard library, because only a handshake that verifies the server *without* presenting the
-device's certificate can tell "your CA does not trust the server" from "the server refused
-your certificate". The credential request itself goes through ``IotCredentialProvider``.
+The settings are judged by the library itself: they are resolved into the same
+``ProviderConfig`` that ``credential-process`` builds, every argument error is collected
+(``_config.argument_errors``) and reported in the step of its setting, and what a key setting is
+comes from ``_config.key_kind``. The local steps use the library's own readers; DNS, TCP and
+the server-side TLS check use the standard library, because only a handshake that verifies the
+server *without* presenting the device's certificate can tell "your CA does not trust the
+server" from "the server refused your certificate". The credential request itself goes
+through ``IotCredentialProvider``.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .._arguments import looks_like_key_material
+from .._arguments import is_pem_text, looks_like_key_material
 from .._clock import utcnow
+from .._config import PATH, PKCS11_URI, argument_errors, key_kind
+from .._pkcs11 import Pkcs11Config
 from .._protocol import CLOCK_SKEW_TOLERANCE
 from ..exceptions import (
     ConfigurationError,
@@ -33,9 +39,9 @@ from ._errors import EXIT_NETWORK, EXIT_OK, EXIT_PROVIDER, EXIT_USAGE, exit_code
 from ._options import (
     Settings,
     add_common_options,
-    build_provider,
-    is_pkcs11_uri,
-    pem_or_path,
+    add_hint,
+    config_arguments,
+    missing,
     pkcs11_config,
     read_password,
     resolve,
@@ -47,9 +53,10 @@ if TYPE_CHECKING:
 
     from cryptography import x509
 
+    from .._config import KeyArgument, ProviderConfig
     from .._credentials import Credentials
     from .._endpoint import Endpoint
-    from .._pkcs11 import Pkcs11Config
+    from .._pem import PemSource
 
 __all__ = ["Report", "Step", "configure", "run"]
 
@@ -165,8 +172,19 @@ class Report:
 # --- the checks --------------------------------------------------------------------------------
 
 
+#: The step that reports an argument error, by the argument it names; others go to "settings".
+_STEP_OF = {
+    "endpoint": "endpoint",
+    "certificate": "certificate",
+    "private_key": "private_key",
+    "pkcs11": "private_key",
+    "private_key_password": "private_key",
+    "ca": "ca",
+}
+
+
 class _Context:
-    """What earlier steps learned, for later ones."""
+    """The settings as the library judges them, and what earlier steps learned, for later ones."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -175,8 +193,55 @@ class _Context:
         self.certificate: Optional[x509.Certificate] = None
         self.addresses: list[Any] = []
         self.server_trusted = False
-        #: The token configuration, once resolved (with its PIN: asked for once).
+        #: Required settings without a value.
+        self.missing = missing(settings)
+        #: The token configuration (with its PIN: asked for once) and the key's password.
         self.pkcs11: Optional[Pkcs11Config] = None
+        self.password: Optional[bytes] = None
+        #: Every argument error ProviderConfig finds, by argument, each with the CLI's hint.
+        self.errors: dict[str, ConfigurationError] = {}
+        #: The configuration the request uses, when the settings make one.
+        self.config: Optional[ProviderConfig] = None
+        self._judge()
+
+    def _judge(self) -> None:
+        """Resolve the token and password as ``credential-process`` does, then let the library
+        judge every argument at once (``ProviderConfig`` would stop at the first)."""
+        settings, errors = self.settings, self.errors
+        try:
+            self.pkcs11 = pkcs11_config(settings)
+        except ConfigurationError as token_error:
+            errors[token_error.setting or "pkcs11"] = token_error
+        if self.pkcs11 is None and not errors:
+            try:
+                self.password = read_password(settings)
+            except ConfigurationError as password_error:
+                errors[password_error.setting or "private_key_password"] = password_error
+        arguments = config_arguments(settings, pkcs11=self.pkcs11, password=self.password)
+        for name, found in argument_errors(**arguments).items():
+            errors.setdefault(name, found)
+        for name in self.missing:  # the settings step reports those
+            errors.pop(name, None)
+            if name == "private_key":
+                errors.pop("pkcs11", None)
+        for found in errors.values():
+            add_hint(found, settings)
+        if not errors and not self.missing:
+            from .._config import ProviderConfig  # noqa: PLC0415
+
+            self.config = ProviderConfig(**arguments)
+
+    def error(self, step: str) -> Optional[ConfigurationError]:
+        """The first argument error the step ``step`` reports."""
+        return next((e for name, e in self.errors.items() if _STEP_OF.get(name) == step), None)
+
+    def key(self) -> Optional[KeyArgument]:
+        """The key the settings name, as the library decided it (``None``: no usable key)."""
+        if self.config is not None:
+            return self.config.key
+        if self.error("private_key") is not None:
+            return None
+        return self.pkcs11 or self.settings.private_key
 
 
 def diagnose(settings: Settings) -> Report:
@@ -200,19 +265,29 @@ def diagnose(settings: Settings) -> Report:
 
 
 def _check_settings(report: Report, context: _Context) -> None:
-    settings = context.settings
-    missing = [n for n in ("endpoint", "role_alias", "certificate") if not getattr(settings, n)]
-    if not settings.private_key and not settings.pkcs11_lib:
-        missing.append("private_key")
-    if missing:
+    settings, names = context.settings, context.missing
+    if names:
         report.add(
             Step(
                 "settings",
                 "Required settings",
                 FAIL,
-                "missing " + ", ".join(n.replace("_", " ") for n in missing),
-                "; ".join(f"set {settings.describe(n)}" for n in missing)
-                + (" (or --pkcs11-lib for a key in a token)" if "private_key" in missing else ""),
+                "missing " + ", ".join(n.replace("_", " ") for n in names),
+                "; ".join(f"set {settings.describe(n)}" for n in names)
+                + (" (or --pkcs11-lib for a key in a token)" if "private_key" in names else ""),
+                EXIT_USAGE,
+            )
+        )
+        return
+    others = [e for name, e in context.errors.items() if name not in _STEP_OF]
+    if others:
+        report.add(
+            Step(
+                "settings",
+                "Settings",
+                FAIL,
+                "; ".join(str(error) for error in others),
+                "Fix each value named above.",
                 EXIT_USAGE,
             )
         )
@@ -227,9 +302,8 @@ def _check_endpoint(report: Report, context: _Context) -> None:
         return
     from .._endpoint import parse_endpoint  # noqa: PLC0415
 
-    try:
-        endpoint = parse_endpoint(settings.endpoint)
-    except ConfigurationError as error:
+    error = context.error("endpoint")
+    if error is not None:
         report.add(
             Step(
                 "endpoint",
@@ -242,6 +316,8 @@ def _check_endpoint(report: Report, context: _Context) -> None:
             )
         )
         return
+    # The library's parse found no fault above: this cannot raise.
+    endpoint = context.config.endpoint if context.config else parse_endpoint(settings.endpoint)
     context.endpoint = endpoint
     detail = f"{endpoint.host} port {endpoint.port}"
     if settings.region and endpoint.region and settings.region != endpoint.region:
@@ -280,7 +356,7 @@ def _check_certificate(report: Report, context: _Context) -> None:
 
     origin = _origin(settings, "certificate")
     try:
-        pem = read_pem(pem_or_path(settings.certificate), what="certificate")
+        pem = read_pem(settings.certificate, what="certificate")
         certificate = load_certificate(pem)
     except ConfigurationError as error:
         report.add(
@@ -341,41 +417,46 @@ def _check_certificate(report: Report, context: _Context) -> None:
 
 def _check_private_key(report: Report, context: _Context) -> None:
     settings = context.settings
-    if settings.pkcs11_lib or is_pkcs11_uri(settings.private_key):
-        _check_pkcs11(report, context)
+    error = context.error("private_key")
+    if error is not None:
+        in_token = bool(settings.pkcs11_lib) or key_kind(settings.private_key or "") == PKCS11_URI
+        title = (
+            "Private key (PKCS#11)"
+            if in_token
+            else f"Private key ({_origin(settings, 'private_key')})"
+        )
+        report.add(Step("private_key", title, FAIL, str(error), _key_hint(in_token), EXIT_USAGE))
         return
-    if not settings.private_key:
+    key = context.key()
+    if key is None:
         report.add(Step("private_key", "Private key", SKIP, "no private key set"))
         return
+    if isinstance(key, Pkcs11Config):  # key_kind(key) == PKCS11
+        _check_pkcs11(report, context, key)
+        return
+    _check_pem_key(report, context, key)
+
+
+def _check_pem_key(report: Report, context: _Context, key: PemSource) -> None:
+    settings = context.settings
     from .._pem import check_key_matches, load_private_key, read_pem  # noqa: PLC0415
 
-    origin = _origin(settings, "private_key")
-    title = f"Private key ({origin})"
-    source = pem_or_path(settings.private_key)
-    if isinstance(source, str):
-        _check_key_permissions(report, source, title)
+    title = f"Private key ({_origin(settings, 'private_key')})"
+    if key_kind(key) == PATH:
+        _check_key_permissions(report, os.path.expanduser(os.fsdecode(key)), title)
     try:
-        pem = read_pem(source, what="private key")
-        password = read_password(settings)
-        key = load_private_key(pem, password=password)
+        pem = read_pem(key, what="private key")
+        parsed = load_private_key(pem, password=context.password)
     except ConfigurationError as error:
-        report.add(
-            Step(
-                "private_key",
-                title,
-                FAIL,
-                str(error),
-                "Point --private-key at the PEM key created with the certificate.",
-                EXIT_USAGE,
-            )
-        )
+        add_hint(error, settings)
+        report.add(Step("private_key", title, FAIL, str(error), _key_hint(False), EXIT_USAGE))
         return
-    report.add(Step("private_key", title, OK, f"parses ({type(key).__name__.lstrip('_')})"))
+    report.add(Step("private_key", title, OK, f"parses ({type(parsed).__name__.lstrip('_')})"))
     if context.certificate is None:
         report.add(Step("key_match", "Key matches certificate", SKIP, "certificate unusable"))
         return
     try:
-        check_key_matches(context.certificate, key)
+        check_key_matches(context.certificate, parsed)
     except ConfigurationError as error:
         report.add(
             Step(
@@ -390,6 +471,15 @@ def _check_private_key(report: Report, context: _Context) -> None:
         )
         return
     report.add(Step("key_match", "Key matches certificate", OK, "same public key"))
+
+
+def _key_hint(pkcs11: bool) -> str:
+    if pkcs11:
+        return (
+            "Check --pkcs11-lib, the slot or token label, the key label and the PIN "
+            "(`pkcs11-tool --module <lib> --list-objects --login`)."
+        )
+    return "Point --private-key at the PEM key created with the certificate."
 
 
 def _check_key_permissions(report: Report, path: str, title: str) -> None:
@@ -411,27 +501,15 @@ def _check_key_permissions(report: Report, path: str, title: str) -> None:
         report.add(Step("key_permissions", f"{title} permissions", OK, f"{stat.S_IMODE(mode):04o}"))
 
 
-def _check_pkcs11(report: Report, context: _Context) -> None:
+def _check_pkcs11(report: Report, context: _Context, config: Pkcs11Config) -> None:
     title = "Private key (PKCS#11)"
     try:
-        config = pkcs11_config(context.settings)
-        assert config is not None  # noqa: S101 - the caller checked for PKCS#11 settings
         from .._keys import Pkcs11Key  # noqa: PLC0415
 
         key = Pkcs11Key(config)
-        context.pkcs11 = config
     except ConfigurationError as error:
-        report.add(
-            Step(
-                "private_key",
-                title,
-                FAIL,
-                str(error),
-                "Check --pkcs11-lib, the slot or token label, the key label and the PIN "
-                "(`pkcs11-tool --module <lib> --list-objects --login`).",
-                EXIT_USAGE,
-            )
-        )
+        add_hint(error, context.settings)
+        report.add(Step("private_key", title, FAIL, str(error), _key_hint(True), EXIT_USAGE))
         return
     report.add(
         Step(
@@ -452,7 +530,10 @@ def _check_ca(report: Report, context: _Context) -> None:
 
     title = f"CA ({_origin(settings, 'ca')})"
     try:
-        pem = read_pem(pem_or_path(settings.ca), what="CA")
+        argument_error = context.error("ca")
+        if argument_error is not None:
+            raise argument_error
+        pem = read_pem(settings.ca, what="CA")
         first = load_certificate(pem, what="CA certificate")
     except ConfigurationError as error:
         report.add(
@@ -554,10 +635,9 @@ def _client_context(ca: Optional[str]) -> ssl.SSLContext:
     """stdlib TLS trusting ``ca`` (path or PEM text), else the system store."""
     if not ca:
         return ssl.create_default_context()
-    source = pem_or_path(ca)
-    if isinstance(source, bytes):
-        return ssl.create_default_context(cadata=source.decode())
-    return ssl.create_default_context(cafile=source)
+    if is_pem_text(ca):
+        return ssl.create_default_context(cadata=ca)
+    return ssl.create_default_context(cafile=os.path.expanduser(ca))
 
 
 def _check_tls(report: Report, context: _Context) -> None:
@@ -640,10 +720,17 @@ def _check_request(report: Report, context: _Context) -> Optional[Credentials]:
     if report.failed():
         report.add(Step("request", title, SKIP, "fix the failures above first"))
         return None
+    if context.config is None:  # pragma: no cover - a settings step failed above
+        report.add(Step("request", title, SKIP, "fix the settings first"))
+        return None
+    from .._provider import IotCredentialProvider  # noqa: PLC0415
+
     try:
-        with build_provider(context.settings, pkcs11=context.pkcs11) as provider:
+        with IotCredentialProvider.from_config(context.config) as provider:
             credentials = provider.fetch()
     except Exception as error:  # every failure becomes a step; none escapes the report
+        if isinstance(error, ConfigurationError):
+            add_hint(error, context.settings)
         report.add(_request_failure(error, context))
         return None
     minutes = int(credentials.lifetime.total_seconds() // 60)
@@ -720,7 +807,7 @@ def _origin(settings: Settings, name: str) -> str:
     """Where a PEM setting comes from, for a step's title: its path, or whence its text came."""
     value = getattr(settings, name) or ""
     source = settings.sources.get(name, "")
-    if "-----BEGIN" in value:
+    if is_pem_text(value):
         return f"PEM text from {source}"
     if looks_like_key_material(value):
         return f"key material from {source}, not shown"

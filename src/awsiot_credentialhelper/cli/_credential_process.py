@@ -10,7 +10,8 @@ import os
 import sys
 import time
 
-from .. import _environment as env
+from .._config import DEFAULT_TIMEOUT
+from . import _environment as env
 from ._cache import LOCK_GRACE, CacheEntry, ProcessCache
 from ._options import (
     TRUE,
@@ -32,9 +33,6 @@ __all__ = ["configure", "fast_arguments", "run"]
 
 _SWITCHES = {"--no-cache": "no_cache"}
 
-#: The library's DEFAULT_TIMEOUT, restated: importing it would load awscrt on the cached path.
-FETCH_TIMEOUT = 30.0
-
 DESCRIPTION = """\
 Print temporary AWS credentials as the JSON document that the AWS CLI and SDKs read from a
 `credential_process` command. Credentials are cached (0600 files under
@@ -47,7 +45,7 @@ examples:
   # ~/.aws/config: one profile holds the credential_process line and its settings
   [profile device]
   credential_process = awsiot-credentialhelper credential-process --profile device
-  iot_credential_endpoint = c1example.credentials.iot.eu-west-1.amazonaws.com
+  iot_endpoint = c1example.credentials.iot.eu-west-1.amazonaws.com
   iot_role_alias = device-role-alias
   iot_thing_name = sensor-1
   iot_certificate = /etc/iot/device.pem.crt
@@ -62,7 +60,7 @@ examples:
       --role-alias device-role-alias --certificate device.pem.crt --private-key device.pem.key
 
   # a key in an HSM (PIN from a file; never on the command line)
-  $ awsiot-credentialhelper credential-process --profile device --pin-file /etc/iot/pin \\
+  $ awsiot-credentialhelper credential-process --profile device --user-pin-file /etc/iot/pin \\
       --private-key 'pkcs11:token=iot;object=device-key?module-path=/usr/lib/libsofthsm2.so'
 """
 
@@ -93,7 +91,7 @@ def run(args: Any) -> int:
     if args.verbose:
         setup_logging(args.verbose)
     settings = resolve(args)
-    require(settings, "endpoint", "role_alias", "certificate")
+    require(settings)
     no_cache = args.no_cache or os.environ.get(env.CLI_NO_CACHE, "").strip().lower() in TRUE
     cache = None if no_cache else ProcessCache.open(settings)
     if cache is None:
@@ -101,7 +99,7 @@ def run(args: Any) -> int:
         return 0
     entry = cache.load()
     if entry is None or not entry.fresh(time.time()):
-        timeout = (settings.timeout or FETCH_TIMEOUT) + LOCK_GRACE
+        timeout = (settings.timeout or DEFAULT_TIMEOUT) + LOCK_GRACE
         with cache.lock(timeout):
             entry = cache.load()  # another process may have fetched while we waited
             if entry is None or not entry.fresh(time.time()):

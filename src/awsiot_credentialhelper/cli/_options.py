@@ -1,9 +1,18 @@
-"""Shared options, declared once: a flag, else an environment variable, else a ``--profile`` key.
+"""Shared options, declared once, resolved once: a flag, else an environment variable, else a
+``--profile`` key; then the library's one :class:`ProviderConfig`.
 
 Every subcommand that talks to the Credential Provider takes the same settings. They are
-declared once in :data:`OPTIONS` and resolved once into an immutable :class:`Settings`, which
-the subcommand hands to :func:`build_provider`. This module stays cheap to import (no awscrt,
-boto3, botocore or cryptography): ``credential-process`` answers from its cache with it alone.
+declared once in :data:`OPTIONS` (a row per setting, its flag, variable and profile key each
+spelled after the library argument it feeds) and resolved once into an immutable
+:class:`Settings`. :func:`provider_config` turns those into a ``ProviderConfig``, where the
+library checks every value, so ``credential-process``, ``serve``, ``update`` and ``check`` judge
+a setting exactly as ``IotCredentialProvider`` does; the CLI only adds, to an error, where the
+value came from. This module stays cheap to import (no awscrt, boto3, botocore, cryptography,
+argparse or typing): ``credential-process`` answers from its cache with :class:`Settings` alone
+(its cache key is computed from them) and builds the config only when it must fetch.
+
+It evolves the module of the same name rather than adding a new one: ``serve``, ``update`` and
+the cache import :class:`Settings`, :func:`resolve` and :func:`build_provider` from here.
 """
 
 from __future__ import annotations
@@ -11,9 +20,17 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import _environment as env
-from .._arguments import check_timeout, is_pkcs11_uri, looks_like_key_material, shown_path
+from .._arguments import (
+    check_max_attempts,
+    check_timeout,
+    is_pem_text,
+    is_pkcs11_uri,
+    looks_like_key_material,
+    shown_path,
+)
+from .._config import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, missing_settings
 from ..exceptions import ConfigurationError, ConflictingOptionsError, CredentialFileError
+from . import _environment as env
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up time
 if TYPE_CHECKING:
@@ -21,6 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any, Optional, Union
 
+    from .._config import ProviderConfig
     from .._pkcs11 import Pkcs11Config
     from .._provider import IotCredentialProvider
 
@@ -31,9 +49,15 @@ __all__ = [
     "Settings",
     "add_common_options",
     "build_provider",
+    "config_arguments",
     "fast_parse",
     "is_pkcs11_uri",
     "load_profile",
+    "pkcs11_config",
+    "provider_config",
+    "read_password",
+    "read_pin",
+    "require",
     "resolve",
     "setup_logging",
 ]
@@ -41,17 +65,32 @@ __all__ = [
 #: Spellings of true and false accepted from environment variables and profiles.
 TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
-_PEM_MARKER = "-----BEGIN"
 
 
 class Option:
-    """One setting: its flag, its environment variable and its key in an AWS config profile.
+    """One setting: its flag, environment variable and profile key, and older spellings of each.
+
+    ``argument`` is the library argument the setting feeds (``ProviderConfig``'s, or a
+    ``Pkcs11Config`` field as ``pkcs11.<field>``), which every spelling follows.
 
     A plain class, not a NamedTuple: building namedtuple classes costs start-up time, and
     ``credential-process`` runs once per AWS CLI command.
     """
 
-    __slots__ = ("env", "flag", "group", "help", "kind", "metavar", "name", "profile_key")
+    __slots__ = (
+        "aliases",
+        "argument",
+        "env",
+        "env_aliases",
+        "flag",
+        "group",
+        "help",
+        "kind",
+        "metavar",
+        "name",
+        "profile_aliases",
+        "profile_key",
+    )
 
     def __init__(  # noqa: PLR0917 - one row of the OPTIONS table
         self,
@@ -63,6 +102,10 @@ class Option:
         metavar: Optional[str] = None,
         kind: str = "str",  # "str", "int", "float" or "bool"
         group: str = "connection",
+        *,
+        argument: Optional[str] = None,
+        aliases: tuple[str, ...] = (),
+        profile_aliases: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.flag = flag
@@ -72,17 +115,28 @@ class Option:
         self.metavar = metavar
         self.kind = kind
         self.group = group
+        self.argument = argument or name
+        self.aliases = aliases
+        self.env_aliases = _ALIASES.get(env, ())
+        self.profile_aliases = profile_aliases
 
+    def dest(self, flag: str) -> str:
+        """The argparse destination of ``flag``: an alias has its own, so messages name it."""
+        return self.name if flag == self.flag else f"{self.name}@{flag}"
+
+
+_ALIASES = env.ALIASES
 
 OPTIONS: tuple[Option, ...] = (
     Option(
         "endpoint",
         "--endpoint",
         env.CLI_ENDPOINT,
-        "iot_credential_endpoint",
+        "iot_endpoint",
         "Credential Provider endpoint (`aws iot describe-endpoint --endpoint-type "
         "iot:CredentialProvider`)",
         "HOST[:PORT]",
+        profile_aliases=("iot_credential_endpoint",),
     ),
     Option(
         "role_alias", "--role-alias", env.CLI_ROLE_ALIAS, "iot_role_alias", "role alias", "ALIAS"
@@ -118,6 +172,7 @@ OPTIONS: tuple[Option, ...] = (
         "iot_private_key_password_file",
         f"file holding the password of an encrypted key (or set ${env.CLI_PRIVATE_KEY_PASSWORD})",
         "PATH",
+        argument="private_key_password",
     ),
     Option(
         "ca",
@@ -142,15 +197,26 @@ OPTIONS: tuple[Option, ...] = (
         "iot_no_verify_peer",
         "do NOT verify the server's certificate (local tests only)",
         kind="bool",
+        argument="verify_peer",
     ),
     Option(
         "timeout",
         "--timeout",
         env.CLI_TIMEOUT,
         "iot_timeout",
-        "seconds one fetch may take, retries included (default 30)",
+        f"seconds one fetch may take, retries included (default {DEFAULT_TIMEOUT:g})",
         "SECONDS",
         kind="float",
+    ),
+    Option(
+        "max_attempts",
+        "--max-attempts",
+        env.CLI_MAX_ATTEMPTS,
+        "iot_max_attempts",
+        f"attempts per fetch, 1 to 10 (default {DEFAULT_MAX_ATTEMPTS}); only network errors, "
+        "429 and 5xx are retried",
+        "N",
+        kind="int",
     ),
     Option(
         "proxy",
@@ -168,44 +234,53 @@ OPTIONS: tuple[Option, ...] = (
         "PKCS#11 module (.so) holding the private key",
         "PATH",
         group="pkcs11",
+        argument="pkcs11.pkcs11_lib",
     ),
     Option(
         "slot_id",
         "--slot-id",
-        env.CLI_PKCS11_SLOT_ID,
+        env.CLI_SLOT_ID,
         "iot_slot_id",
         "PKCS#11 slot",
         "ID",
         kind="int",
         group="pkcs11",
+        argument="pkcs11.slot_id",
     ),
     Option(
         "token_label",
         "--token-label",
-        env.CLI_PKCS11_TOKEN_LABEL,
+        env.CLI_TOKEN_LABEL,
         "iot_token_label",
         "PKCS#11 token label",
         "LABEL",
         group="pkcs11",
+        argument="pkcs11.token_label",
     ),
     Option(
-        "key_label",
-        "--key-label",
-        env.CLI_PKCS11_KEY_LABEL,
-        "iot_key_label",
+        "private_key_label",
+        "--private-key-label",
+        env.CLI_PRIVATE_KEY_LABEL,
+        "iot_private_key_label",
         "PKCS#11 private key label",
         "LABEL",
         group="pkcs11",
+        argument="pkcs11.private_key_label",
+        aliases=("--key-label",),
+        profile_aliases=("iot_key_label",),
     ),
     Option(
-        "pin_file",
-        "--pin-file",
-        env.CLI_PKCS11_PIN_FILE,
-        "iot_pin_file",
-        f"file holding the PKCS#11 user PIN (or set ${env.CLI_PKCS11_PIN}; else a prompt on "
-        "a terminal)",
+        "user_pin_file",
+        "--user-pin-file",
+        env.CLI_USER_PIN_FILE,
+        "iot_user_pin_file",
+        f"file holding the PKCS#11 user PIN (or set ${env.CLI_USER_PIN}; else a prompt on a "
+        "terminal)",
         "PATH",
         group="pkcs11",
+        argument="pkcs11.user_pin",
+        aliases=("--pin-file",),
+        profile_aliases=("iot_pin_file",),
     ),
 )
 
@@ -216,8 +291,8 @@ class Settings:
     """The resolved settings, one immutable object; holds no PIN or password.
 
     ``certificate``, ``private_key`` and ``ca`` are a path, a ``pkcs11:`` URI (key only), or
-    PEM text that came from an environment variable. ``sources`` says where each value came
-    from, for messages.
+    PEM text that came from an environment variable: the library tells them apart. ``sources``
+    says where each value came from (the flag, variable or profile key as spelled), for messages.
     """
 
     FIELDS = (*(option.name for option in OPTIONS), "profile")
@@ -233,12 +308,13 @@ class Settings:
     region: Optional[str]
     no_verify_peer: Optional[bool]
     timeout: Optional[float]
+    max_attempts: Optional[int]
     proxy: Optional[str]
     pkcs11_lib: Optional[str]
     slot_id: Optional[int]
     token_label: Optional[str]
-    key_label: Optional[str]
-    pin_file: Optional[str]
+    private_key_label: Optional[str]
+    user_pin_file: Optional[str]
     profile: Optional[str]
     sources: Mapping[str, str]
 
@@ -249,6 +325,15 @@ class Settings:
         for name in self.FIELDS:
             object.__setattr__(self, name, values.get(name))
         object.__setattr__(self, "sources", dict(sources or {}))
+
+    # The names these two had before they took the library's (the cache key still uses them).
+    @property
+    def key_label(self) -> Optional[str]:
+        return self.private_key_label
+
+    @property
+    def pin_file(self) -> Optional[str]:
+        return self.user_pin_file
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Settings are immutable")
@@ -266,11 +351,11 @@ class Settings:
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, str) and _PEM_MARKER in value:
+            if is_pem_text(value):
                 value = "<PEM text>"
             elif isinstance(value, str) and looks_like_key_material(value):
                 value = "<key material>"
-            elif isinstance(value, str) and value.startswith("pkcs11:") and "?" in value:
+            elif is_pkcs11_uri(value) and "?" in value:
                 value = value.split("?", 1)[0] + "?<query hidden: may hold a PIN>"
             elif name == "proxy" and isinstance(value, str) and "@" in value:
                 value = "<proxy URL with credentials>"
@@ -286,7 +371,13 @@ class Settings:
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """Declare every shared option on ``parser``; ``None`` defaults tell unset from set."""
+    """Declare every shared option on ``parser``; ``None`` defaults tell unset from set.
+
+    An older spelling of a flag is its own hidden option, so that messages name the spelling
+    the user typed; :func:`resolve` merges them.
+    """
+    import argparse  # noqa: PLC0415 - only when argparse is already building a parser
+
     groups = {
         "connection": parser.add_argument_group(
             "connection (each flag falls back to its $VARIABLE, then to --profile's key)"
@@ -295,13 +386,16 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     }
     for option in OPTIONS:
         group = groups[option.group]
-        text = f"{option.help} [${option.env}; {option.profile_key}]"
-        if option.kind == "bool":
-            group.add_argument(
-                option.flag, dest=option.name, action="store_const", const=True, help=text
-            )
-        else:
-            group.add_argument(option.flag, dest=option.name, metavar=option.metavar, help=text)
+        also = "".join(f"; also {alias}" for alias in option.aliases)
+        text = f"{option.help} [${option.env}; {option.profile_key}{also}]"
+        for flag in (option.flag, *option.aliases):
+            shown = text if flag == option.flag else argparse.SUPPRESS
+            if option.kind == "bool":
+                group.add_argument(
+                    flag, dest=option.dest(flag), action="store_const", const=True, help=shown
+                )
+            else:
+                group.add_argument(flag, dest=option.dest(flag), metavar=option.metavar, help=shown)
     general = parser.add_argument_group("general")
     general.add_argument(
         "--profile",
@@ -332,11 +426,13 @@ def fast_parse(arguments: Sequence[str], switches: Mapping[str, str]) -> Optiona
     anything else (``--help``, abbreviations, typos, values starting with ``-``) it returns
     ``None`` and argparse parses, so the result never differs (a test checks this).
     """
-    takes_value = {option.flag: option.name for option in OPTIONS if option.kind != "bool"}
-    takes_value["--profile"] = "profile"
-    flags = {option.flag: option.name for option in OPTIONS if option.kind == "bool"}
-    values: dict[str, Any] = {option.name: None for option in OPTIONS}
-    values.update(profile=None, verbose=0)
+    takes_value = {"--profile": "profile"}
+    flags: dict[str, str] = {}
+    values: dict[str, Any] = {"profile": None, "verbose": 0}
+    for option in OPTIONS:
+        for flag in (option.flag, *option.aliases):
+            (flags if option.kind == "bool" else takes_value)[flag] = option.dest(flag)
+            values[option.dest(flag)] = None
     values.update(dict.fromkeys(switches.values(), False))
     index = 0
     while index < len(arguments):
@@ -368,6 +464,8 @@ def fast_parse(arguments: Sequence[str], switches: Mapping[str, str]) -> Optiona
 def resolve(namespace: Any, environ: Optional[Mapping[str, str]] = None) -> Settings:
     """Merge flags, environment variables and the profile (in that order of precedence).
 
+    A setting's newer spelling wins over an older one from the same place.
+
     Raises:
         ConfigurationError: a value of the wrong type, a missing profile, or a private key
             given as PEM text on the command line.
@@ -378,16 +476,10 @@ def resolve(namespace: Any, environ: Optional[Mapping[str, str]] = None) -> Sett
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for option in OPTIONS:
-        raw: Any = getattr(namespace, option.name, None)
-        source = option.flag
-        if raw is None:
-            raw = environ.get(option.env) or None
-            source = f"${option.env}"
-        if raw is None and option.profile_key in profile:
-            raw = profile[option.profile_key]
-            source = f"profile {profile_name!r} key {option.profile_key}"
-        if raw is None:
+        found = _find(option, namespace, environ, profile, profile_name)
+        if found is None:
             continue
+        raw, source = found
         values[option.name] = _convert(option, raw, source)
         sources[option.name] = source
     key = values.get("private_key")
@@ -396,22 +488,46 @@ def resolve(namespace: Any, environ: Optional[Mapping[str, str]] = None) -> Sett
     return Settings(profile=profile_name, sources=sources, **values)
 
 
+def _find(
+    option: Option,
+    namespace: Any,
+    environ: Mapping[str, str],
+    profile: Mapping[str, str],
+    profile_name: Optional[str],
+) -> Optional[tuple[Any, str]]:
+    """The raw value of ``option`` and where it was found (as spelled there), or ``None``."""
+    for flag in (option.flag, *option.aliases):
+        raw = getattr(namespace, option.dest(flag), None)
+        if raw is not None:
+            return raw, flag
+    for variable in (option.env, *option.env_aliases):
+        text = environ.get(variable) or None
+        if text is not None:
+            return text, f"${variable}"
+    for key in (option.profile_key, *option.profile_aliases):
+        if key in profile:
+            return profile[key], f"profile {profile_name!r} key {key}"
+    return None
+
+
 def _refuse_secret_on_command_line(key: str) -> None:
     """A command line is visible to every user (ps, shell history): no key or PIN there."""
-    if _PEM_MARKER in key:
+    if is_pem_text(key):
         raise ConfigurationError(
             "--private-key holds PEM text: a private key on the command line is visible to every "
             f"user (ps, shell history). Pass a file path, or put the PEM in ${env.CLI_PRIVATE_KEY}."
         )
-    if key.startswith("pkcs11:") and "pin-value=" in key:
+    if is_pkcs11_uri(key) and "pin-value=" in key:
         raise ConfigurationError(
             "--private-key holds a pkcs11: URI with pin-value: a PIN on the command line is "
-            "visible to every user (ps, shell history). Use pin-source=file:<path>, --pin-file, "
-            f"or put the URI in ${env.CLI_PRIVATE_KEY}."
+            "visible to every user (ps, shell history). Use pin-source=file:<path>, "
+            f"--user-pin-file, or put the URI in ${env.CLI_PRIVATE_KEY}."
         )
 
 
 def _convert(option: Option, raw: Any, source: str) -> Any:
+    """``raw`` as the option's type; numbers are checked by the library's own checks, named
+    after ``source``."""
     if option.kind == "bool":
         if raw is True:
             return True
@@ -423,13 +539,19 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
         raise ConfigurationError(f"{source} must be true or false, got {raw!r}.")
     text = str(raw).strip()
     if option.kind == "str":
-        return raw if _PEM_MARKER in text else text
+        return raw if is_pem_text(text) else text
+    return _number(option, text, source)
+
+
+def _number(option: Option, text: str, source: str) -> Union[int, float]:
     try:
         number: Union[int, float] = int(text) if option.kind == "int" else float(text)
     except ValueError:
         raise ConfigurationError(f"{source} must be a number, got {text[:40]!r}.") from None
     if option.name == "timeout":
         return check_timeout(number, name=source)
+    if option.name == "max_attempts":
+        return check_max_attempts(number, name=source)
     if number < 0:
         raise ConfigurationError(f"{source} must be positive, got {text!r}.")
     return number
@@ -488,23 +610,32 @@ def _first_error_line(exc: Exception) -> Optional[int]:
     return None
 
 
-def require(settings: Settings, *names: str) -> None:
-    """Fail with a message naming every way to set each missing setting.
+# --- from settings to the library's configuration ---------------------------------------------
+
+
+def missing(settings: Settings) -> list[str]:
+    """The required settings without a value (the library's rule: ``_config.missing_settings``;
+    the PKCS#11 module stands for the key)."""
+    return missing_settings(
+        endpoint=settings.endpoint,
+        role_alias=settings.role_alias,
+        certificate=settings.certificate,
+        private_key=settings.private_key,
+        pkcs11=settings.pkcs11_lib,
+    )
+
+
+def require(settings: Settings) -> None:
+    """Fail with a message naming every way to set each missing required setting.
 
     Raises:
         ConfigurationError: a required setting has no value.
     """
-    missing = [name for name in names if not getattr(settings, name)]
-    if missing:
-        lines = "; ".join(settings.describe(name) for name in missing)
-        raise ConfigurationError(f"Missing setting(s): {lines}.")
-
-
-def pem_or_path(value: str) -> Union[bytes, str]:
-    """PEM text (from an environment variable) as bytes; anything else is a file path."""
-    if _PEM_MARKER in value:
-        return value.encode()
-    return os.path.expanduser(value)
+    names = missing(settings)
+    if names:
+        lines = "; ".join(settings.describe(name) for name in names)
+        token = " (or --pkcs11-lib for a key in a token)" if "private_key" in names else ""
+        raise ConfigurationError(f"Missing setting(s): {lines}{token}.", setting=names[0])
 
 
 def read_pin(settings: Settings, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
@@ -512,27 +643,21 @@ def read_pin(settings: Settings, environ: Optional[Mapping[str, str]] = None) ->
 
     Raises:
         ConflictingOptionsError: both the variable and a PIN file are set.
-        CredentialFileError: the PIN file is missing, unreadable or empty.
+        CredentialFileError: the PIN file is missing, unreadable, empty or not UTF-8.
     """
     environ = os.environ if environ is None else environ
-    from_env = environ.get(env.CLI_PKCS11_PIN) or None
-    if from_env is not None and settings.pin_file:
+    variable, from_env = _variable(environ, env.CLI_USER_PIN)
+    if from_env is not None and settings.user_pin_file:
         raise ConflictingOptionsError(
-            f"The PKCS#11 PIN is set both in ${env.CLI_PKCS11_PIN} and by "
-            f"{settings.describe('pin_file')}: keep one."
+            f"The PKCS#11 PIN is set both in ${variable} and by "
+            f"{settings.sources.get('user_pin_file', '--user-pin-file')}: keep one."
         )
     if from_env is not None:
         return from_env
-    if settings.pin_file:
-        from .._pem import read_secret_file  # noqa: PLC0415 - imports cryptography
+    if settings.user_pin_file:
+        from .._pkcs11 import read_pin_file  # noqa: PLC0415 - not on the cached path
 
-        pin = read_secret_file(settings.pin_file, what="PKCS#11 PIN")
-        try:
-            return pin.decode("utf-8")
-        except UnicodeDecodeError:
-            raise CredentialFileError(
-                f"The PKCS#11 PIN file {shown_path(settings.pin_file)} is not UTF-8 text."
-            ) from None
+        return read_pin_file(settings.user_pin_file)
     if sys.stdin is not None and sys.stdin.isatty():
         import getpass  # noqa: PLC0415
 
@@ -554,7 +679,8 @@ def read_password(
     if from_env is not None and settings.private_key_password_file:
         raise ConflictingOptionsError(
             f"The private key password is set both in ${env.CLI_PRIVATE_KEY_PASSWORD} and by "
-            f"{settings.describe('private_key_password_file')}: keep one."
+            f"{settings.sources.get('private_key_password_file')}: keep one.",
+            setting="private_key_password",
         )
     if from_env is not None:
         return from_env.encode()
@@ -565,16 +691,28 @@ def read_password(
     return None
 
 
+def _variable(environ: Mapping[str, str], name: str) -> tuple[str, Optional[str]]:
+    """The first of ``name`` and its older spellings that is set, and its value."""
+    for variable in (name, *_ALIASES.get(name, ())):
+        value = environ.get(variable) or None
+        if value is not None:
+            return variable, value
+    return name, None
+
+
 def pkcs11_config(
     settings: Settings, environ: Optional[Mapping[str, str]] = None
 ) -> Optional[Pkcs11Config]:
-    """The PKCS#11 key location from a ``pkcs11:`` URI and/or the ``--pkcs11-*`` options.
+    """The PKCS#11 key location from a ``pkcs11:`` URI and/or the PKCS#11 settings, with its PIN.
 
     Raises:
-        ConflictingOptionsError: a PEM private key and PKCS#11 options together.
+        ConflictingOptionsError: a PEM private key and PKCS#11 settings together, naming both.
         Pkcs11Error: a malformed URI.
+        CredentialFileError: the PIN file cannot be read.
     """
-    token_options = [n for n in ("slot_id", "token_label", "key_label") if getattr(settings, n)]
+    token_options = [
+        name for name in ("slot_id", "token_label", "private_key_label") if getattr(settings, name)
+    ]
     if is_pkcs11_uri(settings.private_key):
         from .._pkcs11 import parse_pkcs11_uri  # noqa: PLC0415 - not on the cached path
 
@@ -582,14 +720,16 @@ def pkcs11_config(
         config = parse_pkcs11_uri(settings.private_key, default_module_path=settings.pkcs11_lib)
         if token_options:
             raise ConflictingOptionsError(
-                f"The private key is a pkcs11: URI and {_flags(token_options)} also given: put "
-                "the token and key in the URI only."
+                f"The private key is a pkcs11: URI and {_sources(settings, token_options)} also "
+                "given: put the token and key in the URI only.",
+                setting="pkcs11",
             )
     elif settings.pkcs11_lib:
         if settings.private_key:
             raise ConflictingOptionsError(
                 f"Both {settings.describe('private_key')} and {settings.describe('pkcs11_lib')} "
-                "are set: the key is either a PEM file or in a PKCS#11 token, keep one."
+                "are set: the key is either a PEM file or in a PKCS#11 token, keep one.",
+                setting="private_key",
             )
         from .._pkcs11 import Pkcs11Config  # noqa: PLC0415 - not on the cached path
 
@@ -597,13 +737,14 @@ def pkcs11_config(
             pkcs11_lib=settings.pkcs11_lib,
             slot_id=settings.slot_id,
             token_label=settings.token_label,
-            private_key_label=settings.key_label,
+            private_key_label=settings.private_key_label,
         )
     else:
         if token_options:
             raise ConflictingOptionsError(
-                f"{_flags(token_options)} given without --pkcs11-lib (or a pkcs11: URI as the "
-                "private key): name the PKCS#11 module too."
+                f"{_sources(settings, token_options)} given without --pkcs11-lib (or a pkcs11: "
+                "URI as the private key): name the PKCS#11 module too.",
+                setting="pkcs11",
             )
         return None
     if config.user_pin is None:
@@ -611,8 +752,68 @@ def pkcs11_config(
     return config
 
 
-def _flags(names: list[str]) -> str:
-    return ", ".join(_BY_NAME[name].flag for name in names)
+def _sources(settings: Settings, names: list[str]) -> str:
+    """Where each of ``names`` was set, as the user spelled it."""
+    return ", ".join(settings.sources.get(name, _BY_NAME[name].flag) for name in names)
+
+
+def config_arguments(
+    settings: Settings, *, pkcs11: Optional[Pkcs11Config], password: Optional[bytes]
+) -> dict[str, Any]:
+    """The ``ProviderConfig`` arguments these settings stand for, given the token (see
+    :func:`pkcs11_config`) and the password (see :func:`read_password`) they resolved to."""
+    arguments: dict[str, Any] = {
+        "endpoint": settings.endpoint,
+        "role_alias": settings.role_alias,
+        "certificate": settings.certificate,
+        "private_key": None if pkcs11 is not None else settings.private_key,
+        "pkcs11": pkcs11,
+        "thing_name": settings.thing_name,
+        "ca": settings.ca,
+        "verify_peer": not settings.no_verify_peer,
+        "private_key_password": password,
+        "proxy": settings.proxy,
+        "region": settings.region,
+    }
+    if settings.timeout is not None:
+        arguments["timeout"] = settings.timeout
+    if settings.max_attempts is not None:
+        arguments["max_attempts"] = settings.max_attempts
+    return arguments
+
+
+def provider_config(
+    settings: Settings,
+    environ: Optional[Mapping[str, str]] = None,
+    *,
+    pkcs11: Optional[Pkcs11Config] = None,
+) -> ProviderConfig:
+    """The library's one configuration for these settings; every value is checked there.
+
+    Reads what the settings point at that the config holds: the PIN (variable, file or prompt)
+    and the key's password. ``pkcs11`` is the token when the caller has resolved it already
+    (and so already asked for the PIN).
+
+    Raises:
+        ConfigurationError: a subclass; its message ends with where the value came from.
+    """
+    environ = os.environ if environ is None else environ
+    require(settings)
+    from .._config import ProviderConfig  # noqa: PLC0415 - loads the validators
+
+    try:
+        if pkcs11 is None:
+            pkcs11 = pkcs11_config(settings, environ)
+        password = None if pkcs11 is not None else read_password(settings, environ)
+        if settings.proxy:
+            from .._proxy import parse_proxy_url  # noqa: PLC0415
+
+            # First here, so that a malformed URL's message names the flag, variable or key.
+            parse_proxy_url(settings.proxy, source=settings.sources.get("proxy", "--proxy"))
+        return ProviderConfig(**config_arguments(settings, pkcs11=pkcs11, password=password))
+    except ConfigurationError as error:
+        add_hint(error, settings, environ)
+        raise
 
 
 def build_provider(
@@ -623,46 +824,69 @@ def build_provider(
 ) -> IotCredentialProvider:
     """The library's provider for these settings: the one path to the network.
 
-    ``pkcs11`` is the token configuration when the caller has already resolved it (and so
-    already asked for the PIN); otherwise it is resolved here.
-
     Raises:
-        ConfigurationError: a subclass naming the setting to fix.
+        ConfigurationError: a subclass; its message ends with where the value came from.
     """
     environ = os.environ if environ is None else environ
-    require(settings, "endpoint", "role_alias", "certificate")
-    if not settings.private_key and not settings.pkcs11_lib:
-        require(settings, "private_key")
+    config = provider_config(settings, environ, pkcs11=pkcs11)
     from .._provider import IotCredentialProvider  # noqa: PLC0415 - imports awscrt
 
-    if pkcs11 is None:
-        pkcs11 = pkcs11_config(settings, environ)
-    password = None if pkcs11 is not None else read_password(settings, environ)
-    if settings.proxy:
-        from .._proxy import parse_proxy_url  # noqa: PLC0415 - imports urllib
+    try:
+        return IotCredentialProvider.from_config(config)
+    except ConfigurationError as error:
+        add_hint(error, settings, environ)
+        raise
 
-        # Parsed here first so that a malformed URL names the flag, variable or profile key.
-        parse_proxy_url(settings.proxy, source=settings.sources.get("proxy", "--proxy"))
-    options: dict[str, Any] = {}
-    if settings.timeout is not None:
-        options["timeout"] = settings.timeout
-    assert settings.endpoint  # noqa: S101 - checked by require()
-    assert settings.role_alias  # noqa: S101
-    assert settings.certificate  # noqa: S101
-    key = settings.private_key
-    return IotCredentialProvider(
-        endpoint=settings.endpoint,
-        role_alias=settings.role_alias,
-        thing_name=settings.thing_name,
-        certificate=pem_or_path(settings.certificate),
-        private_key=None if pkcs11 or not key else pem_or_path(key),
-        pkcs11=pkcs11,
-        ca=pem_or_path(settings.ca) if settings.ca else None,
-        verify_peer=not settings.no_verify_peer,
-        private_key_password=password,
-        proxy=settings.proxy,
-        **options,
-    )
+
+#: Library arguments whose setting has another name here.
+_SETTING_OF = {
+    "verify_peer": "no_verify_peer",
+    "private_key_password": "private_key_password_file",
+    "pkcs11": "pkcs11_lib",
+}
+
+
+def hint(
+    error: ConfigurationError, settings: Settings, environ: Optional[Mapping[str, str]] = None
+) -> Optional[str]:
+    """Where the value ``error`` is about came from, or how to set it: the library's messages
+    name its arguments (``private_key``, ``user_pin``...), not the CLI's flags."""
+    environ = os.environ if environ is None else environ
+    argument = error.setting
+    if argument is None:
+        return None
+    if argument == "pkcs11" and is_pkcs11_uri(settings.private_key):
+        argument = "private_key"  # the token came from a URI
+    if argument == "private_key_password" and environ.get(env.CLI_PRIVATE_KEY_PASSWORD):
+        return f"from ${env.CLI_PRIVATE_KEY_PASSWORD}"
+    name = _SETTING_OF.get(argument, argument)
+    if name not in _BY_NAME:
+        return None
+    source = settings.sources.get(name)
+    if source is not None:
+        return f"from {source}"
+    if argument == "private_key_password":
+        return (
+            f"set it in ${env.CLI_PRIVATE_KEY_PASSWORD}, or with --private-key-password-file or "
+            "the profile key iot_private_key_password_file"
+        )
+    return f"set with {settings.describe(name)}"
+
+
+def add_hint(
+    error: ConfigurationError, settings: Settings, environ: Optional[Mapping[str, str]] = None
+) -> None:
+    """Append :func:`hint` to ``error``'s message, unless the message already names its source.
+
+    The message stays one line: what ``main`` prints, and what ``check`` shows as a detail.
+    """
+    text = hint(error, settings, environ)
+    if text is None or not error.args:
+        return
+    message = str(error.args[0])
+    if text.startswith("from ") and text[5:] in message:
+        return
+    error.args = (f"{message} ({text})", *error.args[1:])
 
 
 def setup_logging(verbosity: int, *, quiet_level: int = 30, timestamps: bool = False) -> None:

@@ -42,11 +42,11 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 import h11
 
 from .. import _clock
-from .. import _environment as env
 from .._clock import utcnow
 from .._credentials import Credentials, format_expiration
 from .._refresh import CredentialCache, RefreshPolicy
 from ..exceptions import ConfigurationError, CredentialHelperError
+from . import _environment as env
 from ._cache import cache_directory
 from ._options import add_common_options, build_provider, resolve, setup_logging
 from ._private_file import remove_stale_temporaries, write_private_file

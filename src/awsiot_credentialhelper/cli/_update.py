@@ -15,11 +15,11 @@ import stat
 import threading
 from typing import TYPE_CHECKING, Any, Optional
 
-from .. import _environment as env
 from .._clock import utcnow
 from .._credentials import Credentials, format_expiration
 from .._refresh import DEFAULT_REFRESH_POLICY, RefreshingCredentials
 from ..exceptions import CredentialFileError, CredentialHelperError
+from . import _environment as env
 from ._cache import CacheLock
 from ._credentials_file import (
     MalformedCredentialsFileError,
