@@ -301,3 +301,19 @@ def test_building_a_config_loads_no_network_stack_or_cryptography() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def test_the_defaults_live_in_one_place() -> None:
+    import inspect  # noqa: PLC0415
+
+    from awsiot_credentialhelper import _provider, _retry  # noqa: PLC0415
+    from awsiot_credentialhelper.cli import _credential_process  # noqa: PLC0415
+
+    for function in (IotCredentialProvider, ProviderConfig, Boto3SessionProvider):
+        parameters = inspect.signature(function).parameters
+        assert parameters["timeout"].default is DEFAULT_TIMEOUT
+        assert parameters["max_attempts"].default is DEFAULT_MAX_ATTEMPTS
+    assert _provider.DEFAULT_TIMEOUT is DEFAULT_TIMEOUT
+    assert _retry.DEFAULT_MAX_ATTEMPTS is DEFAULT_MAX_ATTEMPTS
+    assert vars(_credential_process)["DEFAULT_TIMEOUT"] is DEFAULT_TIMEOUT
+    assert not hasattr(_credential_process, "FETCH_TIMEOUT")
