@@ -3,6 +3,10 @@
 Each test queues the answers it wants (:class:`Reply`), including the broken ones: a stall, a
 connection closed mid-response, garbage. The server records what it received. It is a real TLS
 server (stdlib ``ssl``) on 127.0.0.1 or ::1, started and stopped by the test.
+
+Also what every test server and waiting test here shares: :func:`wait_until` (poll a condition
+with a deadline, instead of sleeping), :class:`StopSignal` and :func:`accept_until` (server
+threads that block instead of polling, and wake at once on stop).
 """
 
 from __future__ import annotations
