@@ -1,7 +1,9 @@
-"""Judge the caller's arguments: numbers, what a string holds, and paths shown without leaking.
+"""Judge the caller's arguments: the defaults and limits, which are required, numbers, what a
+string holds, and paths shown without leaking.
 
 Both the library and the CLI use these, so a setting is judged the same way wherever it comes
-from. Cheap to import (the CLI's cached path does): ``math`` and our exceptions only.
+from; ``_config`` builds on them. Cheap to import (the CLI's cached path does, and not
+``_config``): ``math`` and our exceptions only.
 """
 
 from __future__ import annotations
@@ -16,16 +18,26 @@ if TYPE_CHECKING:
     from typing import Union
 
 __all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_TIMEOUT",
     "MAX_ATTEMPTS",
     "MAX_TIMEOUT",
     "PEM_MARKER",
+    "REQUIRED_SETTINGS",
     "check_max_attempts",
     "check_timeout",
     "is_pem_text",
     "is_pkcs11_uri",
     "looks_like_key_material",
+    "missing_settings",
     "shown_path",
 ]
+
+#: Total seconds one fetch may take, retries and waits included.
+DEFAULT_TIMEOUT = 30.0
+#: One try and two retries: enough for a dropped packet or a brief 503, short enough that a
+#: real outage surfaces quickly to the caller (who may retry on its own schedule).
+DEFAULT_MAX_ATTEMPTS = 3
 
 #: The longest timeout accepted, in seconds: a day. awscrt takes timeouts as 32-bit milliseconds
 #: (49.7 days at most), and a fetch that may take longer than a day is a mistake, not a setting.
@@ -57,6 +69,32 @@ def is_pkcs11_uri(value: object) -> bool:
     in ``_pkcs11`` so that the CLI's cached path can ask without importing ``typing``.
     """
     return isinstance(value, str) and value[: len(_PKCS11_SCHEME)].lower() == _PKCS11_SCHEME
+
+
+#: What every provider needs; the key is ``private_key`` or ``pkcs11`` (see missing_settings).
+REQUIRED_SETTINGS = ("endpoint", "role_alias", "certificate", "private_key")
+
+
+def missing_settings(
+    *,
+    endpoint: object,
+    role_alias: object,
+    certificate: object,
+    private_key: object,
+    pkcs11: object,
+) -> list[str]:
+    """The names in :data:`REQUIRED_SETTINGS` that have no value (``None`` or empty), in order.
+
+    The key counts as given when either ``private_key`` or ``pkcs11`` (for the CLI: the PKCS#11
+    module) is; it is reported as ``"private_key"``.
+    """
+    given = {
+        "endpoint": endpoint,
+        "role_alias": role_alias,
+        "certificate": certificate,
+        "private_key": private_key or pkcs11,
+    }
+    return [name for name in REQUIRED_SETTINGS if given[name] is None or given[name] == ""]
 
 
 def check_timeout(value: object, *, name: str = "timeout") -> float:

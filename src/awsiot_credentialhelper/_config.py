@@ -7,19 +7,26 @@ functions here make each decision about it exactly once: what a private-key argu
 (:func:`missing_settings`), and the defaults. Building a config reads no file (a ``pkcs11:``
 URI's ``pin-source`` aside) and touches no network: ``IotCredentialProvider.from_config`` does.
 
-Cheap to import, as the CLI's cached ``credential-process`` path imports it: ``os``, the
-argument checks and the exceptions only; the validators load when a config is built.
+Cheap to import: ``os``, the argument checks and the exceptions only; the validators load when
+a config is built. The CLI's cached ``credential-process`` path does not import it at all: it
+needs only the defaults and the required settings, from ``_arguments``.
 """
 
 from __future__ import annotations
 
 import os
 
+# The defaults and the required settings are decided in _arguments, which the CLI's cached
+# path imports without this module; they are part of the configuration's API here.
 from ._arguments import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TIMEOUT,
+    REQUIRED_SETTINGS,
     check_max_attempts,
     check_timeout,
     is_pem_text,
     is_pkcs11_uri,
+    missing_settings,
     shown_path,
 )
 from .exceptions import ConfigurationError, ConflictingOptionsError
@@ -52,15 +59,6 @@ __all__ = [
     "key_kind",
     "missing_settings",
 ]
-
-#: Total seconds one fetch may take, retries and waits included.
-DEFAULT_TIMEOUT = 30.0
-#: One try and two retries: enough for a dropped packet or a brief 503, short enough that a
-#: real outage surfaces quickly to the caller (who may retry on its own schedule).
-DEFAULT_MAX_ATTEMPTS = 3
-
-#: What every provider needs; the key is ``private_key`` or ``pkcs11`` (see missing_settings).
-REQUIRED_SETTINGS = ("endpoint", "role_alias", "certificate", "private_key")
 
 # What a private-key argument is (key_kind's answers).
 #: ``bytes`` (or ``bytearray``, ``memoryview``): the PEM itself.
@@ -162,28 +160,6 @@ def check_key_arguments(
             setting="private_key_password",
         )
     return key
-
-
-def missing_settings(
-    *,
-    endpoint: object,
-    role_alias: object,
-    certificate: object,
-    private_key: object,
-    pkcs11: object,
-) -> list[str]:
-    """The names in :data:`REQUIRED_SETTINGS` that have no value (``None`` or empty), in order.
-
-    The key counts as given when either ``private_key`` or ``pkcs11`` (for the CLI: the PKCS#11
-    module) is; it is reported as ``"private_key"``.
-    """
-    given = {
-        "endpoint": endpoint,
-        "role_alias": role_alias,
-        "certificate": certificate,
-        "private_key": private_key or pkcs11,
-    }
-    return [name for name in REQUIRED_SETTINGS if given[name] is None or given[name] == ""]
 
 
 #: Every argument of ProviderConfig but the three required ones, with its default.

@@ -149,6 +149,9 @@ def test_the_cached_path_imports_neither_awscrt_nor_botocore(
     assert heavy == []
     assert "argparse" not in imported, "plain flags are parsed without building argparse"
     assert "_hashlib" not in imported, "the cache key is hashed without loading OpenSSL (~4 ms)"
+    assert {"typing", "dataclasses"}.isdisjoint(imported)
+    # Settings decide the cache key; the library's config (and its validators) only on a miss.
+    assert "awsiot_credentialhelper._config" not in imported
 
 
 @pytest.mark.parametrize("builtin", [True, False], ids=["builtin-module", "hashlib-only"])

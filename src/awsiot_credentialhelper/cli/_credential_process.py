@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from .._config import DEFAULT_TIMEOUT
+from .._arguments import DEFAULT_TIMEOUT
 from . import _environment as env
 from ._cache import LOCK_GRACE, CacheEntry, ProcessCache
 from ._options import (

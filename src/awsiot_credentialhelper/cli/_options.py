@@ -8,8 +8,9 @@ spelled after the library argument it feeds) and resolved once into an immutable
 library checks every value, so ``credential-process``, ``serve``, ``update`` and ``check`` judge
 a setting exactly as ``IotCredentialProvider`` does; the CLI only adds, to an error, where the
 value came from. This module stays cheap to import (no awscrt, boto3, botocore, cryptography,
-argparse or typing): ``credential-process`` answers from its cache with :class:`Settings` alone
-(its cache key is computed from them) and builds the config only when it must fetch.
+argparse, typing, nor ``_config``): ``credential-process`` answers from its cache with
+:class:`Settings` alone (its cache key is computed from them) and builds the config only when
+it must fetch.
 
 It evolves the module of the same name rather than adding a new one: ``serve``, ``update`` and
 the cache import :class:`Settings`, :func:`resolve` and :func:`build_provider` from here.
@@ -21,14 +22,16 @@ import os
 import sys
 
 from .._arguments import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TIMEOUT,
     check_max_attempts,
     check_timeout,
     is_pem_text,
     is_pkcs11_uri,
     looks_like_key_material,
+    missing_settings,
     shown_path,
 )
-from .._config import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, missing_settings
 from ..exceptions import ConfigurationError, ConflictingOptionsError, CredentialFileError
 from . import _environment as env
 
@@ -614,8 +617,8 @@ def _first_error_line(exc: Exception) -> Optional[int]:
 
 
 def missing(settings: Settings) -> list[str]:
-    """The required settings without a value (the library's rule: ``_config.missing_settings``;
-    the PKCS#11 module stands for the key)."""
+    """The required settings without a value (the library's rule: ``missing_settings``; the
+    PKCS#11 module stands for the key)."""
     return missing_settings(
         endpoint=settings.endpoint,
         role_alias=settings.role_alias,
