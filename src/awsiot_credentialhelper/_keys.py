@@ -1,20 +1,18 @@
 """Where the device's private key lives: one protocol, one small class per kind of key store.
 
-awscrt parses a PEM key, checks it against the certificate and opens a PKCS#11 token only when
-the TLS context is created, so that is where their failures surface; :func:`create_tls_context`
-is the one place they are translated into our errors. A PEM key is parsed by ``cryptography``
-only when awscrt refuses it (to say why) or when it must be decrypted first.
+Nothing here imports awscrt. The transport (``_transport``) hands a key to awscrt: it builds the
+TLS options for each kind, loads a PKCS#11 module, and creates the TLS context, which is where
+awscrt parses a PEM key, checks it against the certificate and opens a token; when awscrt
+refuses, the key source's :meth:`KeySource.explain_crt_error` says why in our terms. A PEM key
+is parsed by ``cryptography`` only when awscrt refuses it (to say why) or when it must be
+decrypted first.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from typing import TYPE_CHECKING, Optional, Protocol
-
-from awscrt import io as crt_io
-from awscrt.exceptions import AwsCrtError
 
 from ._arguments import shown_path
 from ._pem import (
@@ -25,12 +23,7 @@ from ._pem import (
     pem_origin,
     read_pem,
 )
-from ._pkcs11 import (
-    Pkcs11Config,
-    map_pkcs11_error,
-    module_load_error,
-    module_missing_error,
-)
+from ._pkcs11 import Pkcs11Config, map_pkcs11_error, module_missing_error
 from .exceptions import ConfigurationError, InvalidPemError
 
 if TYPE_CHECKING:
@@ -43,21 +36,16 @@ __all__ = [
     "PemKey",
     "Pkcs11Config",  # re-exported: its home is _pkcs11, which imports no awscrt
     "Pkcs11Key",
-    "create_tls_context",
-    "crt_error_name",
     "key_source",
 ]
 
 
 class KeySource(Protocol):
-    """A private key that awscrt can sign TLS handshakes with."""
+    """A private key that awscrt can sign TLS handshakes with (a :class:`PemKey` or a
+    :class:`Pkcs11Key`: the transport builds awscrt's options for each)."""
 
     def describe(self) -> str:
         """Where the key is, for messages; never the key or its PIN."""
-        ...
-
-    def tls_options(self, certificate_pem: bytes) -> crt_io.TlsContextOptions:
-        """awscrt client options that present ``certificate_pem`` and sign with this key."""
         ...
 
     def explain_crt_error(self, name: str) -> Optional[ConfigurationError]:
@@ -95,11 +83,13 @@ class PemKey:
         elif not _CRT_CHECKS_PEM_KEYS:  # pragma: no cover - macOS and Windows
             _usable_key(pem, certificate_pem, origin, None)
 
+    @property
+    def pem(self) -> bytes:
+        """The key as awscrt takes it: PEM, decrypted if it was encrypted."""
+        return self._pem
+
     def describe(self) -> str:
         return self._origin
-
-    def tls_options(self, certificate_pem: bytes) -> crt_io.TlsContextOptions:
-        return crt_io.TlsContextOptions.create_client_with_mtls(certificate_pem, self._pem)
 
     def explain_crt_error(self, name: str) -> Optional[ConfigurationError]:
         if name != "AWS_IO_TLS_CTX_ERROR":
@@ -117,22 +107,21 @@ class PemKey:
 class Pkcs11Key:
     """A private key that never leaves a PKCS#11 token.
 
-    The module is loaded (``C_Initialize``) here; the token is opened, logged into and searched
-    only when awscrt builds the TLS context: use :func:`create_tls_context` for that.
+    Here the module's path is checked; the transport loads the module (``C_Initialize``) when it
+    builds the TLS options, and the token is opened, logged into and searched only when awscrt
+    builds the TLS context.
     """
 
     def __init__(self, config: Pkcs11Config) -> None:
-        path = os.path.expanduser(config.pkcs11_lib)
-        if not os.path.isfile(path):
-            raise module_missing_error(path)
-        try:
-            self._lib = crt_io.Pkcs11Lib(file=path)
-        except (AwsCrtError, RuntimeError) as exc:
-            name = crt_error_name(exc)
-            if name is None:
-                raise
-            raise module_load_error(name, path) from exc
+        self.module_path = os.path.expanduser(config.pkcs11_lib)
+        if not os.path.isfile(self.module_path):
+            raise module_missing_error(self.module_path)
         self._config = config
+
+    @property
+    def config(self) -> Pkcs11Config:
+        """Where the key is in the token, PIN included (its ``repr`` hides it)."""
+        return self._config
 
     def describe(self) -> str:
         config = self._config
@@ -144,17 +133,6 @@ class Pkcs11Key:
         if config.private_key_label is not None:
             parts.append(f"key {config.private_key_label!r}")
         return ", ".join(parts)
-
-    def tls_options(self, certificate_pem: bytes) -> crt_io.TlsContextOptions:
-        config = self._config
-        return crt_io.TlsContextOptions.create_client_with_mtls_pkcs11(
-            pkcs11_lib=self._lib,
-            user_pin=config.user_pin,
-            slot_id=config.slot_id,
-            token_label=config.token_label,
-            private_key_label=config.private_key_label,
-            cert_file_contents=certificate_pem,
-        )
 
     def explain_crt_error(self, name: str) -> Optional[ConfigurationError]:
         return map_pkcs11_error(name, self._config)
@@ -200,7 +178,8 @@ def key_source(
     key: KeyArgument, *, certificate_pem: bytes, password: Optional[bytes] = None
 ) -> KeySource:
     """The key source for a key a ``ProviderConfig`` holds: the PEM is read now, a PKCS#11
-    module is loaded now (the token is opened with the TLS context).
+    module's path checked now (the transport loads it; the token is opened with the TLS
+    context).
 
     Args:
         key: PEM ``bytes``, PEM text, a path, or a ``Pkcs11Config`` (see
@@ -216,54 +195,3 @@ def key_source(
     pem = read_pem(key, what="private key")
     origin = pem_origin(key, what="private key")
     return PemKey(pem, certificate_pem, origin=origin, password=password)
-
-
-def create_tls_context(
-    key: KeySource, options: crt_io.TlsContextOptions
-) -> crt_io.ClientTlsContext:
-    """Build awscrt's client TLS context, translating failures of the key's store.
-
-    awscrt raises a bare ``RuntimeError("1117 (AWS_ERROR_...): ...")`` here, not
-    ``AwsCrtError``; failures that are not the key's are re-raised as ``AwsCrtError`` so the
-    caller's own error table sees one type.
-
-    Raises:
-        ConfigurationError: the key's store explains the failure (e.g. :class:`Pkcs11Error`).
-        AwsCrtError: any other awscrt failure, by name.
-    """
-    try:
-        return crt_io.ClientTlsContext(options)
-    except (AwsCrtError, RuntimeError) as exc:
-        name = crt_error_name(exc)
-        if name is None:
-            raise
-        explained = key.explain_crt_error(name)
-        if explained is not None:
-            raise explained from exc
-        if isinstance(exc, AwsCrtError):
-            raise
-        code, message = _crt_code_and_message(exc)
-        raise AwsCrtError(code=code, name=name, message=message) from exc
-
-
-# Compiled on first use (by re's cache): only failures need it.
-_NATIVE_ERROR = r"(\d+) \(([A-Z][A-Z0-9_]+)\)(?:: (.*))?"
-
-
-def crt_error_name(exc: BaseException) -> Optional[str]:
-    """awscrt's error name (``AWS_...``) for ``exc``, or ``None`` when it is not awscrt's.
-
-    Asynchronous failures arrive as ``AwsCrtError``; synchronous native calls (``Pkcs11Lib``,
-    ``ClientTlsContext``) raise ``RuntimeError("<code> (<NAME>): <message>")``.
-    """
-    if isinstance(exc, AwsCrtError):
-        return str(exc.name)
-    match = (
-        re.fullmatch(_NATIVE_ERROR, str(exc), re.DOTALL) if isinstance(exc, RuntimeError) else None
-    )
-    return match.group(2) if match else None
-
-
-def _crt_code_and_message(exc: BaseException) -> tuple[int, str]:
-    match = re.fullmatch(_NATIVE_ERROR, str(exc), re.DOTALL)
-    return (int(match.group(1)), match.group(3) or "") if match else (-1, str(exc))

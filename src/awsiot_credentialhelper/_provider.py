@@ -27,7 +27,7 @@ from ._pem import (
 from ._protocol import build_request, parse_response
 from ._proxy import ProxySettings, proxy_from_environment
 from ._retry import RetryPolicy
-from ._transport import CrtTransport, build_tls_context
+from ._transport import CrtTransport, Transport, build_tls_context
 from ._version import __version__
 from .exceptions import (
     CertificateRejectedError,
@@ -80,6 +80,10 @@ class IotCredentialProvider:
         trust_env: When ``proxy`` is not given, use ``HTTPS_PROXY`` unless ``NO_PROXY`` excludes
             the endpoint.
         clock: The wall clock, for tests.
+        transport: Sends each request instead of the awscrt transport the provider would build
+            from the certificate, key, CA, ``verify_peer`` and proxy (the files are still
+            checked); anything with ``send(request, *, timeout)`` and ``close()`` (see
+            ``_transport.Transport``). The provider closes it.
 
     Attributes:
         config: The :class:`ProviderConfig` this provider was built from.
@@ -105,6 +109,7 @@ class IotCredentialProvider:
         proxy: Optional[str] = None,
         trust_env: bool = True,
         clock: Clock = utcnow,
+        transport: Optional[Transport] = None,
     ) -> None:
         config = ProviderConfig(
             endpoint=endpoint,
@@ -121,11 +126,18 @@ class IotCredentialProvider:
             proxy=proxy,
             trust_env=trust_env,
         )
-        self._open(config, clock)
+        self._open(config, clock, transport)
 
     @classmethod
-    def from_config(cls, config: ProviderConfig, *, clock: Clock = utcnow) -> IotCredentialProvider:
-        """A provider for ``config``: reads its files, loads its key, builds the TLS context.
+    def from_config(
+        cls,
+        config: ProviderConfig,
+        *,
+        clock: Clock = utcnow,
+        transport: Optional[Transport] = None,
+    ) -> IotCredentialProvider:
+        """A provider for ``config``: reads its files, loads its key, builds the TLS context
+        (``clock`` and ``transport`` as in the constructor).
 
         Raises:
             ConfigurationError: a subclass naming the setting to fix (``config`` is not a
@@ -136,10 +148,10 @@ class IotCredentialProvider:
                 f"config must be a ProviderConfig, got {type(config).__name__}.", setting="config"
             )
         provider = cls.__new__(cls)
-        provider._open(config, clock)
+        provider._open(config, clock, transport)
         return provider
 
-    def _open(self, config: ProviderConfig, clock: Clock) -> None:
+    def _open(self, config: ProviderConfig, clock: Clock, transport: Optional[Transport]) -> None:
         """The I/O the configuration calls for: files, the key's store, TLS context, transport."""
         self.config = config
         self.timeout = config.timeout
@@ -165,11 +177,13 @@ class IotCredentialProvider:
         if not config.verify_peer:
             logger.warning("verify_peer=False: the server's identity is NOT checked.")
         self.proxy = _choose_proxy(config, self.endpoint)
-        with _about(key_setting, only=(EncryptedKeyError, KeyMismatchError, Pkcs11Error)):
-            tls_context = build_tls_context(
-                self.key, certificate_pem, ca_pem=ca_pem, verify_peer=config.verify_peer
-            )
-        self._transport = CrtTransport(self.endpoint, tls_context, proxy=self.proxy)
+        if transport is None:
+            with _about(key_setting, only=(EncryptedKeyError, KeyMismatchError, Pkcs11Error)):
+                tls_context = build_tls_context(
+                    self.key, certificate_pem, ca_pem=ca_pem, verify_peer=config.verify_peer
+                )
+            transport = CrtTransport(self.endpoint, tls_context, proxy=self.proxy)
+        self._transport: Transport = transport
         self._request = build_request(
             host_header=self.endpoint.authority,
             role_alias=self.role_alias,

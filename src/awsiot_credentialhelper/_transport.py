@@ -1,5 +1,10 @@
 """The one seam to the network: awscrt resources, one mTLS connection per request, error mapping.
 
+Every use of awscrt but its log (``_crt_log``) is here: TLS options for each kind of key
+(:func:`tls_options`), PKCS#11 modules (:func:`load_pkcs11_module`), the TLS context, awscrt's
+error names (:func:`crt_error_name`) and the connection. The provider sees only the small
+:class:`Transport` protocol, which :class:`CrtTransport` implements.
+
 A :class:`CrtTransport` owns its event loop group, host resolver, bootstrap and TLS context for
 its whole life and reuses them for every request; each request opens a connection, sends one GET,
 reads the answer and closes the connection. Every awscrt error is translated here, and only here,
@@ -16,21 +21,23 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import socket
 import sys
 import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Protocol
 
 from awscrt import http as crt_http
 from awscrt import io as crt_io
 from awscrt.exceptions import AwsCrtError
 
 from ._endpoint import Endpoint
-from ._keys import KeySource, create_tls_context, crt_error_name
+from ._keys import KeySource, PemKey, Pkcs11Key
 from ._pem import load_certificates
+from ._pkcs11 import module_load_error
 from ._protocol import Request, Response
 from ._proxy import ProxySettings
 from .exceptions import (
@@ -45,7 +52,16 @@ from .exceptions import (
     TlsHandshakeError,
 )
 
-__all__ = ["MAX_RESPONSE_BYTES", "CrtTransport", "build_tls_context"]
+__all__ = [
+    "MAX_RESPONSE_BYTES",
+    "CrtTransport",
+    "Transport",
+    "build_tls_context",
+    "create_tls_context",
+    "crt_error_name",
+    "load_pkcs11_module",
+    "tls_options",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +108,27 @@ _CRT_ERRORS: tuple[tuple[str, type[NetworkError], str], ...] = (
 )
 
 
+class Transport(Protocol):
+    """What a provider needs from the network: one answer per request, then ``close``.
+
+    :class:`CrtTransport` is the one this package builds (mutual TLS with awscrt); a provider
+    takes another as ``transport=`` (the way httpx's clients take a ``BaseTransport``) and closes
+    it with itself.
+    """
+
+    def send(self, request: Request, *, timeout: float) -> Response:
+        """Send ``request`` and return the whole answer within ``timeout`` seconds.
+
+        Raises:
+            NetworkError: a subclass naming what failed (timeouts included).
+        """
+        ...
+
+    def close(self) -> None:
+        """Release what the transport holds; ``send`` is not called again."""
+        ...
+
+
 def translate_crt_error(name: str, endpoint: Endpoint) -> NetworkError:
     """Our exception for the awscrt failure ``name`` while talking to ``endpoint``."""
     error_class, what = next(
@@ -111,7 +148,7 @@ def build_tls_context(
             (e.g. :class:`KeyMismatchError`, :class:`Pkcs11Error`), else cryptography finds
             the certificate or CA unparseable (:class:`InvalidPemError`), else awscrt's name.
     """
-    options = key.tls_options(certificate_pem)
+    options = tls_options(key, certificate_pem)
     options.min_tls_ver = crt_io.TlsVersion.TLSv1_2
     options.verify_peer = verify_peer
     if ca_pem is not None:
@@ -123,6 +160,97 @@ def build_tls_context(
             f"awscrt cannot build a TLS context from this certificate, key and CA ({exc.name}): "
             "check that each is the PEM you meant."
         ) from None
+
+
+def tls_options(key: KeySource, certificate_pem: bytes) -> crt_io.TlsContextOptions:
+    """awscrt client options that present ``certificate_pem`` and sign with ``key``.
+
+    A PKCS#11 key's module is loaded here (the options hold it, and the TLS context takes a
+    reference); its token is opened only with the TLS context.
+
+    Raises:
+        Pkcs11Error: the module cannot be loaded (see :func:`load_pkcs11_module`).
+        TypeError: ``key`` is neither a :class:`PemKey` nor a :class:`Pkcs11Key`.
+    """
+    if isinstance(key, PemKey):
+        return crt_io.TlsContextOptions.create_client_with_mtls(certificate_pem, key.pem)
+    if isinstance(key, Pkcs11Key):
+        config = key.config
+        return crt_io.TlsContextOptions.create_client_with_mtls_pkcs11(
+            pkcs11_lib=load_pkcs11_module(key.module_path),
+            user_pin=config.user_pin,
+            slot_id=config.slot_id,
+            token_label=config.token_label,
+            private_key_label=config.private_key_label,
+            cert_file_contents=certificate_pem,
+        )
+    raise TypeError(f"awscrt takes a PemKey or a Pkcs11Key, not {type(key).__name__}")
+
+
+def load_pkcs11_module(path: str) -> crt_io.Pkcs11Lib:
+    """Load the PKCS#11 module at ``path`` (``C_Initialize``).
+
+    Raises:
+        Pkcs11Error: not a shared library, not a PKCS#11 module, or it failed to initialise.
+    """
+    try:
+        return crt_io.Pkcs11Lib(file=path)
+    except (AwsCrtError, RuntimeError) as exc:
+        name = crt_error_name(exc)
+        if name is None:
+            raise
+        raise module_load_error(name, path) from exc
+
+
+def create_tls_context(
+    key: KeySource, options: crt_io.TlsContextOptions
+) -> crt_io.ClientTlsContext:
+    """Build awscrt's client TLS context, translating failures of the key's store.
+
+    awscrt raises a bare ``RuntimeError("1117 (AWS_ERROR_...): ...")`` here, not
+    ``AwsCrtError``; failures that are not the key's are re-raised as ``AwsCrtError`` so the
+    caller's own error table sees one type.
+
+    Raises:
+        ConfigurationError: the key's store explains the failure (e.g. :class:`Pkcs11Error`).
+        AwsCrtError: any other awscrt failure, by name.
+    """
+    try:
+        return crt_io.ClientTlsContext(options)
+    except (AwsCrtError, RuntimeError) as exc:
+        name = crt_error_name(exc)
+        if name is None:
+            raise
+        explained = key.explain_crt_error(name)
+        if explained is not None:
+            raise explained from exc
+        if isinstance(exc, AwsCrtError):
+            raise
+        code, message = _crt_code_and_message(exc)
+        raise AwsCrtError(code=code, name=name, message=message) from exc
+
+
+# Compiled on first use (by re's cache): only failures need it.
+_NATIVE_ERROR = r"(\d+) \(([A-Z][A-Z0-9_]+)\)(?:: (.*))?"
+
+
+def crt_error_name(exc: BaseException) -> Optional[str]:
+    """awscrt's error name (``AWS_...``) for ``exc``, or ``None`` when it is not awscrt's.
+
+    Asynchronous failures arrive as ``AwsCrtError``; synchronous native calls (``Pkcs11Lib``,
+    ``ClientTlsContext``) raise ``RuntimeError("<code> (<NAME>): <message>")``.
+    """
+    if isinstance(exc, AwsCrtError):
+        return str(exc.name)
+    match = (
+        re.fullmatch(_NATIVE_ERROR, str(exc), re.DOTALL) if isinstance(exc, RuntimeError) else None
+    )
+    return match.group(2) if match else None
+
+
+def _crt_code_and_message(exc: BaseException) -> tuple[int, str]:
+    match = re.fullmatch(_NATIVE_ERROR, str(exc), re.DOTALL)
+    return (int(match.group(1)), match.group(3) or "") if match else (-1, str(exc))
 
 
 def _unparseable(certificate_pem: bytes, ca_pem: Optional[bytes]) -> Optional[InvalidPemError]:

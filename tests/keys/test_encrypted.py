@@ -18,6 +18,7 @@ from awsiot_credentialhelper._pem import (
     read_secret_file,
     resolve_password,
 )
+from awsiot_credentialhelper._transport import tls_options
 from awsiot_credentialhelper.exceptions import (
     ConfigurationError,
     CredentialFileError,
@@ -198,7 +199,7 @@ def test_pem_key_hands_awscrt_the_decrypted_key(device: DeviceFiles, tmp_path: P
     encrypted = key_forms(key).pkcs8_encrypted
     before = sorted(tmp_path.rglob("*"))
     pem_key = PemKey(encrypted, device.certificate_pem, origin="test key", password=PASSWORD)
-    crt_io.ClientTlsContext(pem_key.tls_options(device.certificate_pem))
+    crt_io.ClientTlsContext(tls_options(pem_key, device.certificate_pem))
     assert sorted(tmp_path.rglob("*")) == before
     assert repr(pem_key) == "PemKey(test key)"
 

@@ -14,8 +14,9 @@ from awscrt import io as crt_io
 from awscrt.exceptions import AwsCrtError
 
 from awsiot_credentialhelper._config import check_key_arguments
-from awsiot_credentialhelper._keys import PemKey, create_tls_context, crt_error_name, key_source
+from awsiot_credentialhelper._keys import PemKey, key_source
 from awsiot_credentialhelper._pkcs11 import Pkcs11Config, map_pkcs11_error
+from awsiot_credentialhelper._transport import create_tls_context, crt_error_name, tls_options
 from awsiot_credentialhelper.exceptions import (
     ConflictingOptionsError,
     KeyMismatchError,
@@ -88,7 +89,7 @@ def test_other_errors_are_not_pkcs11s(name: str) -> None:
 
 def test_a_failure_that_is_not_the_keys_becomes_an_awscrt_error(device: DeviceFiles) -> None:
     key = PemKey(device.private_key_pem, device.certificate_pem, origin="test key")
-    options = key.tls_options(device.certificate_pem)
+    options = tls_options(key, device.certificate_pem)
     options.override_default_trust_store(
         b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
     )
@@ -101,7 +102,7 @@ def test_a_failure_that_is_not_the_keys_becomes_an_awscrt_error(device: DeviceFi
 
 def test_a_good_pem_key_opens(device: DeviceFiles) -> None:
     key = PemKey(device.private_key_pem, device.certificate_pem, origin="test key")
-    context = create_tls_context(key, key.tls_options(device.certificate_pem))
+    context = create_tls_context(key, tls_options(key, device.certificate_pem))
     assert isinstance(context, crt_io.ClientTlsContext)
 
 
@@ -159,4 +160,4 @@ def test_key_source_wrong_key_for_the_certificate(device: DeviceFiles, ca: trust
     other = ca.issue_cert("other.example")
     key = key_source(other.private_key_pem.bytes(), certificate_pem=device.certificate_pem)
     with pytest.raises(KeyMismatchError, match="does not match the certificate"):
-        create_tls_context(key, key.tls_options(device.certificate_pem))
+        create_tls_context(key, tls_options(key, device.certificate_pem))

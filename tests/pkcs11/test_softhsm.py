@@ -14,12 +14,12 @@ import trustme
 from awscrt import io as crt_io
 
 from awsiot_credentialhelper._config import check_key_arguments
-from awsiot_credentialhelper._keys import (
-    Pkcs11Config,
-    Pkcs11Key,
+from awsiot_credentialhelper._keys import Pkcs11Config, Pkcs11Key, key_source
+from awsiot_credentialhelper._transport import (
     create_tls_context,
     crt_error_name,
-    key_source,
+    load_pkcs11_module,
+    tls_options,
 )
 from awsiot_credentialhelper.exceptions import Pkcs11Error
 
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.pkcs11
 def _context(tokens: Tokens, ca: trustme.CA, **fields: Any) -> crt_io.ClientTlsContext:
     """Open the token the way the provider does: options from the key, then the context."""
     key = Pkcs11Key(tokens.hsm.config(**fields))
-    options = key.tls_options(issue(ca, tokens.ec_key))
+    options = tls_options(key, issue(ca, tokens.ec_key))
     options.min_tls_ver = crt_io.TlsVersion.TLSv1_2
     return create_tls_context(key, options)
 
@@ -152,7 +152,7 @@ def test_describe_and_repr_name_the_key_never_the_pin(tokens: Tokens) -> None:
 
 def test_options_are_built_without_touching_the_token(tokens: Tokens, ca: trustme.CA) -> None:
     key = Pkcs11Key(tokens.hsm.config(token_label="no_such_token", user_pin=PIN))
-    assert isinstance(key.tls_options(issue(ca, tokens.ec_key)), crt_io.TlsContextOptions)
+    assert isinstance(tls_options(key, issue(ca, tokens.ec_key)), crt_io.TlsContextOptions)
 
 
 def test_library_path_missing(tmp_path: Path) -> None:
@@ -181,7 +181,7 @@ def test_a_file_that_is_not_a_pkcs11_module(
     tmp_path: Path, make: Any, crt_error: str, message: str
 ) -> None:
     with pytest.raises(Pkcs11Error) as caught:
-        Pkcs11Key(tokens_config(make(tmp_path)))
+        load_pkcs11_module(str(make(tmp_path)))
     assert message in str(caught.value)
     assert crt_error in str(caught.value)
 
@@ -200,11 +200,10 @@ def test_module_that_fails_to_initialise(tokens: Tokens, tmp_path: Path) -> None
     conf = tmp_path / "broken.conf"
     conf.write_text(f"directories.tokendir = {tmp_path / 'missing'}\n")
     script = (
-        "from awsiot_credentialhelper import Pkcs11Config\n"
-        "from awsiot_credentialhelper._keys import Pkcs11Key\n"
+        "from awsiot_credentialhelper._transport import load_pkcs11_module\n"
         "from awsiot_credentialhelper.exceptions import Pkcs11Error\n"
         "try:\n"
-        f"    Pkcs11Key(Pkcs11Config(pkcs11_lib={tokens.hsm.module!r}))\n"
+        f"    load_pkcs11_module({tokens.hsm.module!r})\n"
         "except Pkcs11Error as exc:\n"
         "    print(exc)\n"
     )
@@ -285,5 +284,5 @@ def test_a_pkcs11_uri_as_the_private_key(
     key = key_source(check_key_arguments(uri, None), certificate_pem=certificate_pem)
     assert isinstance(key, Pkcs11Key)
     assert PIN not in repr(key)
-    context = create_tls_context(key, key.tls_options(certificate_pem))
+    context = create_tls_context(key, tls_options(key, certificate_pem))
     assert isinstance(context, crt_io.ClientTlsContext)

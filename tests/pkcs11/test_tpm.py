@@ -16,7 +16,8 @@ from awscrt import io as crt_io
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from awsiot_credentialhelper._keys import Pkcs11Key, create_tls_context
+from awsiot_credentialhelper._keys import Pkcs11Key
+from awsiot_credentialhelper._transport import create_tls_context, tls_options
 from awsiot_credentialhelper.exceptions import Pkcs11Error
 
 from ..conftest import ProviderFactory
@@ -81,7 +82,7 @@ def no_lockout(tpm: Tpm) -> Iterator[Tpm]:
 
 def _context(tpm: Tpm, ca: trustme.CA, **fields: Any) -> crt_io.ClientTlsContext:
     key = Pkcs11Key(tpm.tpm.config(token_label=TOKEN, **fields))
-    return create_tls_context(key, key.tls_options(issue(ca, tpm.keys["tpm_ec"])))
+    return create_tls_context(key, tls_options(key, issue(ca, tpm.keys["tpm_ec"])))
 
 
 @pytest.mark.parametrize("label", ["tpm_ec", "tpm_rsa"])

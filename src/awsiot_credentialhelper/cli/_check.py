@@ -505,8 +505,10 @@ def _check_pkcs11(report: Report, context: _Context, config: Pkcs11Config) -> No
     title = "Private key (PKCS#11)"
     try:
         from .._keys import Pkcs11Key  # noqa: PLC0415
+        from .._transport import load_pkcs11_module  # noqa: PLC0415
 
         key = Pkcs11Key(config)
+        load_pkcs11_module(key.module_path)
     except ConfigurationError as error:
         add_hint(error, context.settings)
         report.add(Step("private_key", title, FAIL, str(error), _key_hint(True), EXIT_USAGE))
