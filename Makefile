@@ -1,9 +1,11 @@
 # Two commands matter: `make demo` and `make test`. Both set themselves up first.
-VENV   := .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.bootstrap-stamp
+# `make test-pythons` runs the tests on the oldest and newest supported Pythons too (CI does).
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.bootstrap-stamp
+PYTHONS := 3.9 3.13
 
-.PHONY: bootstrap demo test lint format types unit bench clean
+.PHONY: bootstrap demo test test-pythons lint format types unit bench clean
 
 bootstrap: $(STAMP)
 
@@ -15,6 +17,10 @@ demo: $(STAMP)
 	$(PY) -m awsiot_credentialhelper.emulator.demo
 
 test: lint types unit
+
+# The pytest suite (no coverage) in .venv-3.9 and .venv-3.13; $(STAMP) brings the system packages.
+test-pythons: $(STAMP)
+	bash scripts/test-pythons.sh $(PYTHONS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
@@ -40,4 +46,4 @@ bench: $(STAMP)
 	$(PY) bench/serve.py --baseline
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf $(VENV) $(addprefix .venv-,$(PYTHONS)) .mypy_cache .ruff_cache .coverage htmlcov
