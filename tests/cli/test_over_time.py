@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import pytest
 
+from awsiot_credentialhelper import RefreshPolicy
 from awsiot_credentialhelper.boto3_session import Boto3SessionProvider
 from awsiot_credentialhelper.exceptions import CredentialHelperError
 
@@ -36,8 +37,9 @@ LIFETIME = 130
 #: Seconds after the first credentials: every connection is dropped in between. The refresh
 #: points drawn for 130 s credentials fall between 65 and 91 s after a fetch.
 OUTAGE = (60.0, 90.0)
-#: Recovery must come within one maximum backoff (120 s) of the provider's return.
-RECOVERED_BY = OUTAGE[1] + 125.0
+#: Recovery must come within one maximum backoff of the provider's return (the last failed
+#: attempt may be just before it), plus time for a fetch and a poll.
+RECOVERED_BY = OUTAGE[1] + RefreshPolicy().max_retry_delay.total_seconds() + 30.0
 #: serve never hands out credentials with less than this left.
 SERVE_MINIMUM = timedelta(seconds=60)
 
