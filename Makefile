@@ -40,6 +40,8 @@ bench: $(STAMP)
 	$(PY) bench/fetch.py
 	$(PY) bench/fetch.py --tls12
 	$(PY) bench/refresh.py
+	$(PY) bench/fleet.py
+	$(PY) bench/fleet.py --no-jitter
 	$(PY) bench/emulator.py
 	$(PY) bench/cli_startup.py
 	$(PY) bench/serve.py
