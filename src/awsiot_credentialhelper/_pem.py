@@ -37,6 +37,7 @@ __all__ = [
     "load_certificates",
     "load_private_key",
     "pem_origin",
+    "read_at_most",
     "read_pem",
     "read_secret_file",
     "resolve_password",
@@ -136,7 +137,7 @@ def _read_file(path: Union[str, bytes], origin: str) -> tuple[bytes, int]:
         raise CredentialFileError(f"The {origin} is not a valid file path.") from None
     try:
         mode = _check_regular(os.fstat(descriptor), origin)
-        data = _read_at_most(descriptor, MAX_PEM_BYTES + 1)
+        data = read_at_most(descriptor, MAX_PEM_BYTES + 1)
     except OSError as exc:
         raise CredentialFileError(f"Cannot read the {origin}: {exc.strerror}.") from None
     finally:
@@ -146,7 +147,7 @@ def _read_file(path: Union[str, bytes], origin: str) -> tuple[bytes, int]:
     return data, mode
 
 
-def _read_at_most(descriptor: int, limit: int) -> bytes:
+def read_at_most(descriptor: int, limit: int) -> bytes:
     """Up to ``limit`` bytes: ``os.read`` may return less than asked, so loop to the end."""
     chunks: list[bytes] = []
     size = 0

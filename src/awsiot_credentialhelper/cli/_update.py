@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .._clock import utcnow
 from .._credentials import Credentials, format_expiration
+from .._pem import read_at_most
 from .._refresh import DEFAULT_REFRESH_POLICY, RefreshingCredentials
 from ..exceptions import CredentialFileError, CredentialHelperError
 from . import _environment as env
@@ -161,7 +162,7 @@ def _read(path: str) -> tuple[str, Optional[os.stat_result]]:
     try:
         info = os.fstat(descriptor)
         _check_size_and_type(path, info)
-        data = _read_at_most(descriptor, MAX_FILE_SIZE + 1)
+        data = read_at_most(descriptor, MAX_FILE_SIZE + 1)
     except OSError as exc:
         raise CredentialFileError(f"Cannot read {path!r}: {exc.strerror}.") from None
     finally:
@@ -188,18 +189,6 @@ def _check_size_and_type(path: str, info: Optional[os.stat_result]) -> None:
             f"{path!r} is larger than {MAX_FILE_SIZE // 2**20} MiB, too large for a credentials "
             "file: check the path. It was left untouched."
         )
-
-
-def _read_at_most(descriptor: int, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = os.read(descriptor, limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def _log_written(credentials: Credentials, profile: str, path: str) -> None:
