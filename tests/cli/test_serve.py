@@ -34,6 +34,7 @@ from awsiot_credentialhelper.cli._serve import (
     IMDS_POLICY,
     MAX_BODY,
     MAX_CONNECTIONS,
+    MAX_HEAD,
     REQUEST_TIMEOUT,
     CredentialSource,
     CredentialsServer,
@@ -259,7 +260,7 @@ def test_http_framing_pipelining_head_and_oversized_heads(
     assert heads[2].count(b"ASIATEST") == 1
     # A request head beyond the limit: 431, then the connection is closed; whether it came
     # whole in one read or is still incomplete past the limit.
-    huge = f"GET /credentials HTTP/1.1\r\nHost: {host}\r\nX-Filler: ".encode() + b"a" * 20000
+    huge = b"GET /credentials HTTP/1.1\r\nX-Filler: " + b"a" * 20000
     assert _raw_exchange(url, huge + b"\r\n\r\n").startswith(b"HTTP/1.1 431")
     assert _raw_exchange(url, huge).startswith(b"HTTP/1.1 431")
     # Two Host headers (the first naming this server): refused, not "the first wins".
@@ -812,6 +813,28 @@ def test_http_framing_decisions(
     replies = _raw_exchange(local.url, data.encode("latin-1"))
     assert _statuses(replies) == ([status, 200] if survives else [status])
     assert _TOKEN.encode() not in replies
+
+
+@pytest.mark.parametrize(("extra", "statuses"), [(0, [200, 200]), (1, [431])], ids=["fits", "over"])
+def test_the_head_limit_is_exact(local: LocalServer, extra: int, statuses: list[int]) -> None:
+    """A head of MAX_HEAD bytes, blank line included, is read; one byte more is refused."""
+    start = _GET.replace("{host}", local.host).replace("{token}", _TOKEN) + "X-Filler: "
+    filler = "a" * (MAX_HEAD - len(start) - len("\r\n\r\n") + extra)
+    head = start + filler + "\r\n\r\n"
+    assert len(head) == MAX_HEAD + extra
+    # Nothing after a refused head: a byte left unread when the server closes resets the socket.
+    last = _LAST.replace("{host}", local.host).replace("{token}", _TOKEN) if not extra else ""
+    assert _statuses(_raw_exchange(local.url, (head + last).encode())) == statuses
+
+
+def test_pipelined_requests_beyond_one_heads_worth_are_all_answered(local: LocalServer) -> None:
+    """h11 is given at most MAX_HEAD bytes at a time while it waits for a head: requests
+    pipelined past that (and heads cut across that boundary) are still read in order."""
+    one = _GET.replace("{host}", local.host).replace("{token}", _TOKEN) + "\r\n"
+    count = 3 * MAX_HEAD // len(one)
+    last = _LAST.replace("{host}", local.host).replace("{token}", _TOKEN)
+    replies = _raw_exchange(local.url, (one * count + last).encode())
+    assert _statuses(replies) == [200] * (count + 1)
 
 
 def test_the_request_log_has_no_query_and_refusals_are_logged(

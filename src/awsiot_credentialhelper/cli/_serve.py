@@ -662,24 +662,17 @@ def _read_request(event: h11.Request) -> _Request:
         _RequestError: 505 for a major version other than 1; 400 for a second copy of a header
             in ``_READ_ONCE`` or for both ``Content-Length`` and ``Transfer-Encoding`` (RFC 9112
             section 6.1 lets a server refuse these, and a proxy may frame them otherwise);
-            413 for a ``Content-Length`` over ``MAX_BODY``; 431 for a head over ``MAX_HEAD``.
+            413 for a ``Content-Length`` over ``MAX_BODY``.
     """
     if not event.http_version.startswith(b"1."):
         raise _RequestError(505, "Use HTTP/1.1.")
     headers: dict[str, str] = {}
-    # "GET / HTTP/1.1\r\n", each "name: value\r\n", the final "\r\n"
-    size = len(event.method) + len(event.target) + 13
     for name, value in event.headers:  # names come lower-cased
-        size += len(name) + len(value) + 4
         key = name.decode("ascii")  # a token: ASCII only
         if key not in headers:
             headers[key] = value.decode("latin-1")
         elif name in _READ_ONCE:
             raise _RequestError(400, f"Duplicate {key} header.")
-    if size > MAX_HEAD:
-        # h11 refuses a longer head only while it is incomplete (its 431); this catches one
-        # that arrived whole in a single read.
-        raise _RequestError(431, "The request head is too large.")
     length = headers.get("content-length")
     if length is not None:
         if "transfer-encoding" in headers:
@@ -714,6 +707,7 @@ class _Connection(asyncio.Protocol):
         self._transport: Optional[asyncio.Transport] = None
         self._client = "-"
         self._http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self._pending = b""  # received, not yet given to h11 (see _feed)
         self._request: Optional[_Request] = None  # its head is read; its body may be arriving
         self._body_size = 0
         self._last_active = time.monotonic()
@@ -760,7 +754,7 @@ class _Connection(asyncio.Protocol):
             return
         if self._request_started is None:
             self._request_started = now
-        self._http.receive_data(data)
+        self._pending = self._pending + data if self._pending else data
         try:
             self._handle_events()
         except h11.RemoteProtocolError as error:
@@ -778,6 +772,7 @@ class _Connection(asyncio.Protocol):
             _RequestError: a request this server refuses (see ``_read_request``).
         """
         http = self._http
+        self._feed()
         while not self._closing:
             event = http.next_event()
             kind = type(event)
@@ -793,10 +788,45 @@ class _Connection(asyncio.Protocol):
                 request, self._request = self._request, None
                 if request is not None:
                     self._respond(request)
-            else:  # NEED_DATA; PAUSED and ConnectionClosed cannot come (see _send)
+            elif not self._feed():  # NEED_DATA, and nothing more has arrived
                 if http.their_state is h11.IDLE and not http.trailing_data[0]:
                     self._request_started = None  # between requests, not inside one
                 return
+            # PAUSED and ConnectionClosed cannot come: the next cycle starts with each answer
+            # (see _send), and h11 is never told of an end of file.
+
+    def _feed(self) -> bool:
+        """Give h11 what has arrived, but never more than ``MAX_HEAD`` while it waits for a head.
+
+        h11 refuses (431) a buffer over its limit holding no whole head, but parses a longer
+        head that arrived whole in one read. Capping what it holds makes the limit exact however
+        the bytes arrive, as the emulator does: a head of up to ``MAX_HEAD`` bytes (its blank
+        line included) always fits; a longer one leaves h11 a full buffer without one.
+
+        Returns:
+            Whether h11 was given more bytes.
+
+        Raises:
+            _RequestError: 431: h11 holds ``MAX_HEAD`` bytes and still needs more for the head.
+        """
+        pending = self._pending
+        http = self._http
+        take = len(pending)
+        if http.their_state is h11.IDLE:
+            held = len(http.trailing_data[0])  # a head's start, at most MAX_HEAD bytes
+            if held >= MAX_HEAD:
+                raise _RequestError(431, "The request head is too large.")
+            take = min(take, MAX_HEAD - held)
+        # else a body: h11 takes it as it comes
+        if not take:
+            return False
+        if take == len(pending):  # usually: one request per read, given without a copy
+            http.receive_data(pending)
+            self._pending = b""
+        else:  # copies at most once per MAX_HEAD bytes given, not once per request
+            http.receive_data(pending[:take])
+            self._pending = pending[take:]
+        return True
 
     def _respond(self, request: _Request) -> None:
         close = False
