@@ -581,7 +581,7 @@ def _loopback(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 #: Headers the routing reads: a second copy is refused, not resolved by picking one (parsers
 #: disagree on which; no SDK sends two). A second Host is refused by h11 itself (400).
 _READ_ONCE = frozenset({b"authorization", IMDS_TOKEN_HEADER.encode(), IMDS_TTL_HEADER.encode()})
-_END = h11.EndOfMessage()
+_END = h11.EndOfMessage()  # one for every answer: h11 only reads the events it is given
 
 
 class _ResponseHeads:
@@ -661,8 +661,8 @@ def _read_request(event: h11.Request) -> _Request:
     Raises:
         _RequestError: 505 for a major version other than 1; 400 for a second copy of a header
             in ``_READ_ONCE`` or for both ``Content-Length`` and ``Transfer-Encoding`` (RFC 9112
-            section 6.1 lets a server refuse these, and a proxy may frame them otherwise);
-            413 for a ``Content-Length`` over ``MAX_BODY``.
+            section 6.1 lets a server refuse these: two framings of one message are how
+            requests get smuggled); 413 for a ``Content-Length`` over ``MAX_BODY``.
     """
     if not event.http_version.startswith(b"1."):
         raise _RequestError(505, "Use HTTP/1.1.")
