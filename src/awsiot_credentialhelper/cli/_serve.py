@@ -12,12 +12,13 @@ one event loop parsing request heads itself answered the same load with a p99 of
 loop only reads the in-memory cache; fetches stay in the refresh thread.
 
 Requests are read by h11, not by a parser of our own (two of those in one codebase disagreed
-on duplicate headers and ``Transfer-Encoding``). It costs: ~100 us of CPU a request against
-~10 us for the hand-written parser it replaced, and ~420 us against ~220 us of the whole
-process's CPU per request under ``bench/serve.py``. On a shared 2-core machine under load,
-interleaved runs measured p99 7.5-79 ms (median 36) against 4.1-30 ms (median 9.3) for the
-old parser: the 5 ms target is not held. One ``h11.Connection`` serves each TCP connection,
-and response heads are built once a second per shape (see ``_ResponseHeads``).
+on duplicate headers and ``Transfer-Encoding``). It costs ~100 us of CPU a request where the
+hand-written parser it replaced cost ~10 us; the whole process's CPU per request under
+``bench/serve.py`` went from ~240 to ~470 us. On an otherwise idle 2-core machine, runs
+interleaved with the old parser measured p99 6.0-7.7 ms against 4.1-8.4 ms (median 5.0): the
+5 ms target is missed by 1-3 ms. Under load from other work the gap widens (median p99 36 ms
+against 9.3). One ``h11.Connection`` serves each TCP connection, and response heads are built
+once a second per shape (see ``_ResponseHeads``).
 """
 
 from __future__ import annotations
