@@ -14,11 +14,14 @@ loop only reads the in-memory cache; fetches stay in the refresh thread.
 Requests are read by h11, not by a parser of our own (two of those in one codebase disagreed
 on duplicate headers and ``Transfer-Encoding``). It costs ~100 us of CPU a request where the
 hand-written parser it replaced cost ~10 us; the whole process's CPU per request under
-``bench/serve.py`` went from ~240 to ~470 us. On an otherwise idle 2-core machine, runs
-interleaved with the old parser measured p99 6.0-7.7 ms against 4.1-8.4 ms (median 5.0): the
-5 ms target is missed by 1-3 ms. Under load from other work the gap widens (median p99 36 ms
-against 9.3). One ``h11.Connection`` serves each TCP connection, and response heads are built
-once a second per shape (see ``_ResponseHeads``).
+``bench/serve.py`` went from ~240 to ~420-470 us. On a 2-core machine with little other
+work, 12 runs interleaved with the old parser's 13 measured p99 5.4-7.7 ms (median 6.2)
+against 3.3-8.4 ms (median 5.0): the 5 ms target is missed by about 1 ms. Under load from
+other work the gap widens (median p99 36 ms against 9.3). One ``h11.Connection`` serves each
+TCP connection, and response heads are built once a second per shape (``_ResponseHeads``).
+Answering without h11 (a fresh ``h11.Connection`` per request, bytes written directly) saved
+~35 us a request in isolation; in the running server the gain was within the noise of its CPU
+and p99, so answers go through h11's state machine too.
 """
 
 from __future__ import annotations
