@@ -168,7 +168,7 @@ def test_background_refresh_happens_without_api_calls(
     ) as provider:
         credentials = credentials_of(provider)
         assert credentials.get_frozen_credentials().access_key == "ASIA000001"
-        wait_until(lambda: server.request_count >= 2, what="the background refresh")
+        wait_until(lambda: provider.fetch_count >= 2, what="the background refresh stored")
         assert server.request_count == 2
         assert credentials.get_frozen_credentials().access_key == "ASIA000002"
         assert server.request_count == 2  # the API call did not fetch

@@ -99,8 +99,15 @@ def test_fetch_through_the_tpm(
 
 
 def test_no_such_key_label(tpm: Tpm, ca: trustme.CA) -> None:
-    with pytest.raises(Pkcs11Error, match="has no private key labelled 'nope'"):
-        _context(tpm, ca, user_pin=PIN, private_key_label="nope")
+    # tpm2-pkcs11 under tpm2-abrmd has answered a key lookup with CKR_GENERAL_ERROR once in a
+    # loaded CI run (a transient of the software TPM stack, not of our mapping): one more try.
+    for attempt in (1, 2):
+        with pytest.raises(Pkcs11Error) as caught:
+            _context(tpm, ca, user_pin=PIN, private_key_label="nope")
+        if attempt == 1 and "CKR_GENERAL_ERROR" in str(caught.value):
+            continue
+        break
+    assert "has no private key labelled 'nope'" in str(caught.value)
 
 
 def test_wrong_pins_lock_the_tpm(no_lockout: Tpm, ca: trustme.CA) -> None:
