@@ -35,7 +35,13 @@ from ._lifetime import MAX_LIFETIME_SECONDS
 from ._retry import Backoff
 from .exceptions import CredentialHelperError
 
-__all__ = ["DEFAULT_REFRESH_POLICY", "CredentialCache", "RefreshPolicy", "RefreshingCredentials"]
+__all__ = [
+    "DEFAULT_REFRESH_POLICY",
+    "CredentialCache",
+    "RefreshPolicy",
+    "RefreshSchedule",
+    "RefreshingCredentials",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +135,108 @@ class _Held(NamedTuple):
     mandatory_margin: float
 
 
+class RefreshSchedule:
+    """The refresh policy's decisions as pure functions of clocks and draws: no I/O, no locks.
+
+    Shared by the thread driver (:class:`RefreshingCredentials`) and the asyncio driver
+    (``aio.AioRefreshingCredentials``), so both keep the same windows, jitter, monotonic
+    accounting, plausibility cap and backoff.
+    """
+
+    def __init__(
+        self,
+        policy: RefreshPolicy = DEFAULT_REFRESH_POLICY,
+        *,
+        clock: Clock = utcnow,
+        monotonic: Monotonic = monotonic,
+        rng: Optional[random.Random] = None,
+    ) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.monotonic = monotonic
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.backoff = policy.backoff()
+
+    def remaining(self, held: _Held, now: Optional[float] = None) -> float:
+        """Seconds left: the smaller of the monotonic and the wall clock's view."""
+        if now is None:
+            now = self.monotonic()
+        by_monotonic = held.fetched_at + held.lifetime - now
+        by_wall_clock = held.credentials.remaining(self.clock()).total_seconds()
+        return min(by_monotonic, by_wall_clock)
+
+    def hold(self, credentials: Credentials, *, first: bool) -> _Held:
+        """``credentials`` as just fetched, with their refresh point drawn."""
+        lifetime = credentials.lifetime
+        capped = min(lifetime.total_seconds(), MAX_LIFETIME_SECONDS)
+        margin = self.policy.refresh_margin(lifetime, self.rng.random(), first=first)
+        return _Held(
+            credentials,
+            fetched_at=self.monotonic(),
+            lifetime=capped,
+            refresh_margin=min(margin.total_seconds(), capped),
+            mandatory_margin=self.policy.mandatory_margin(lifetime).total_seconds(),
+        )
+
+    def must_wait(self, held: Optional[_Held]) -> bool:
+        """Whether callers must wait for a refresh: nothing held, or inside the mandatory margin."""
+        return held is None or self.remaining(held) <= held.mandatory_margin
+
+    def may_refresh(self, held: _Held) -> bool:
+        """Whether the refresh point of ``held`` has passed (a refresh is welcome, not needed)."""
+        return self.remaining(held) <= held.refresh_margin
+
+    def due_in(self, held: Optional[_Held], next_attempt: float, now: float) -> float:
+        """Seconds until the next attempt is due: after a backoff, else at the refresh point."""
+        if now < next_attempt:  # backing off after a failure
+            return next_attempt - now
+        if held is not None:
+            return max(self.remaining(held, now) - held.refresh_margin, 0.0)
+        return 0.0
+
+    def retry_delay(self, previous: Optional[_Held], failures: int) -> float:
+        """Seconds until the next attempt after ``failures`` failures in a row."""
+        delay = self.backoff.delay(failures, self.rng)
+        if previous is not None:
+            # While the credentials are still good, retry before callers would have to wait.
+            until_mandatory = self.remaining(previous) - previous.mandatory_margin
+            if until_mandatory > 0:
+                delay = min(delay, max(until_mandatory / 2, self.backoff.floor))
+        return delay
+
+    def log_failure(
+        self, held: Optional[_Held], error: BaseException, *, failures: int, retry_in: float
+    ) -> None:
+        """Log a failed background refresh: once per episode of failures at warning level (with
+        a traceback if unexpected), then at debug level."""
+        if failures > 1:
+            logger.debug(
+                "Background credential refresh failed again (%d in a row); next attempt in "
+                "%.0f s. Cause: %s",
+                failures,
+                retry_in,
+                error,
+            )
+            return
+        if held is None:
+            still = "there are no credentials yet"
+        else:
+            left = self.remaining(held)
+            still = (
+                f"the current credentials stay in use for {_humanize(left)} more"
+                if left > 0
+                else "the current credentials have run out"
+            )
+        logger.warning(
+            "Background credential refresh failed; %s. Retrying with backoff (next attempt in "
+            "%.0f s) until it works. Cause: %s",
+            still,
+            retry_in,
+            error,
+            exc_info=not isinstance(error, CredentialHelperError),
+        )
+
+
 class RefreshingCredentials:
     """Holds the current credentials and refreshes them by :class:`RefreshPolicy`.
 
@@ -162,15 +270,16 @@ class RefreshingCredentials:
         self._clock = clock
         self._monotonic = monotonic
         self._policy = policy
-        self._backoff = policy.backoff()
         self._background = background
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._schedule = RefreshSchedule(policy, clock=clock, monotonic=monotonic, rng=self._rng)
         self._held: Optional[_Held] = None
         # Outcome of the attempts so far; written under _fetch_lock.
         self._attempts = 0
         self._failures = 0
         self._last_error: Optional[BaseException] = None
         self._next_attempt = float("-inf")
+        self._forced = False  # refresh_now() was called: the next step fetches at once
         self._fetch_lock = threading.Lock()
         self._changed = threading.Condition()
         self._stop = threading.Event()
@@ -189,9 +298,9 @@ class RefreshingCredentials:
             CredentialHelperError: a refresh that had to succeed failed.
         """
         held = self._held
-        if held is None or self._remaining(held) <= held.mandatory_margin:
+        if held is None or self._schedule.must_wait(held):
             held = self._refresh_blocking(held)
-        elif self._remaining(held) <= held.refresh_margin and not self._background_alive():
+        elif self._schedule.may_refresh(held) and not self._background_alive():
             held = self._refresh_if_free(held)
         self._ensure_background()
         return held.credentials
@@ -235,6 +344,15 @@ class RefreshingCredentials:
                 self._changed.wait(timeout)
         return self.current
 
+    def refresh_now(self) -> None:
+        """Have the background thread fetch at once, whatever the schedule or backoff says.
+
+        For a reload (``serve`` and ``update`` on SIGHUP, after a certificate rotation): the
+        current credentials stay in use until the new ones arrive, as with any refresh.
+        """
+        self._forced = True
+        self._wake.set()
+
     def start(self) -> None:
         """Start refreshing in the background now; the first fetch happens there."""
         self._background = True
@@ -265,9 +383,11 @@ class RefreshingCredentials:
         """
         held = self._held
         now = self._monotonic()
-        if now < self._next_attempt:  # backing off after a failure
+        if self._forced:
+            self._forced = False
+        elif now < self._next_attempt:  # backing off after a failure
             return self._next_attempt - now
-        if held is not None:
+        elif held is not None:
             due_in = self._remaining(held, now) - held.refresh_margin
             if due_in > 0:
                 return due_in
@@ -280,24 +400,10 @@ class RefreshingCredentials:
     # --- the schedule ----------------------------------------------------------------------
 
     def _remaining(self, held: _Held, now: Optional[float] = None) -> float:
-        """Seconds left: the smaller of the monotonic and the wall clock's view."""
-        if now is None:
-            now = self._monotonic()
-        by_monotonic = held.fetched_at + held.lifetime - now
-        by_wall_clock = held.credentials.remaining(self._clock()).total_seconds()
-        return min(by_monotonic, by_wall_clock)
+        return self._schedule.remaining(held, now)
 
     def _hold(self, credentials: Credentials, *, first: bool) -> _Held:
-        lifetime = credentials.lifetime
-        capped = min(lifetime.total_seconds(), MAX_LIFETIME_SECONDS)
-        margin = self._policy.refresh_margin(lifetime, self._rng.random(), first=first)
-        return _Held(
-            credentials,
-            fetched_at=self._monotonic(),
-            lifetime=capped,
-            refresh_margin=min(margin.total_seconds(), capped),
-            mandatory_margin=self._policy.mandatory_margin(lifetime).total_seconds(),
-        )
+        return self._schedule.hold(credentials, first=first)
 
     # --- fetching: one attempt at a time, its outcome shared -------------------------------
 
@@ -371,12 +477,7 @@ class RefreshingCredentials:
         self._attempts += 1
         self._failures += 1
         self._last_error = error
-        delay = self._backoff.delay(self._failures, self._rng)
-        if previous is not None:
-            # While the credentials are still good, retry before callers would have to wait.
-            until_mandatory = self._remaining(previous) - previous.mandatory_margin
-            if until_mandatory > 0:
-                delay = min(delay, max(until_mandatory / 2, self._backoff.floor))
+        delay = self._schedule.retry_delay(previous, self._failures)
         self._next_attempt = self._monotonic() + delay
         self._notify()
 
@@ -386,34 +487,8 @@ class RefreshingCredentials:
             self._changed.notify_all()
 
     def _log_background_failure(self, held: Optional[_Held], error: Exception) -> None:
-        """Once per episode of failures at warning level (with a traceback if unexpected)."""
         retry_in = max(self._next_attempt - self._monotonic(), 0.0)
-        if self._failures > 1:
-            logger.debug(
-                "Background credential refresh failed again (%d in a row); next attempt in "
-                "%.0f s. Cause: %s",
-                self._failures,
-                retry_in,
-                error,
-            )
-            return
-        if held is None:
-            still = "there are no credentials yet"
-        else:
-            left = self._remaining(held)
-            still = (
-                f"the current credentials stay in use for {_humanize(left)} more"
-                if left > 0
-                else "the current credentials have run out"
-            )
-        logger.warning(
-            "Background credential refresh failed; %s. Retrying with backoff (next attempt in "
-            "%.0f s) until it works. Cause: %s",
-            still,
-            retry_in,
-            error,
-            exc_info=not isinstance(error, CredentialHelperError),
-        )
+        self._schedule.log_failure(held, error, failures=self._failures, retry_in=retry_in)
 
     # --- the background thread -------------------------------------------------------------
 

@@ -35,6 +35,10 @@ __all__ = [
     "CLI_TOKEN_LABEL",
     "CLI_USER_PIN",
     "CLI_USER_PIN_FILE",
+    "CONTAINER_CREDENTIALS_FULL_URI",
+    "NOTIFY_SOCKET",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
     "XDG_CACHE_HOME",
     "XDG_RUNTIME_DIR",
 ]
@@ -105,3 +109,10 @@ AWS_SHARED_CREDENTIALS_FILE = "AWS_SHARED_CREDENTIALS_FILE"
 XDG_CACHE_HOME = "XDG_CACHE_HOME"
 #: The XDG base directory for runtime files (the ``serve`` token file goes there).
 XDG_RUNTIME_DIR = "XDG_RUNTIME_DIR"
+#: systemd's notify socket (``Type=notify``): ``serve`` sends ``READY=1`` there.
+NOTIFY_SOCKET = "NOTIFY_SOCKET"
+#: systemd's watchdog period in microseconds (``WatchdogSec=``), and the process it is for.
+WATCHDOG_USEC = "WATCHDOG_USEC"
+WATCHDOG_PID = "WATCHDOG_PID"
+#: The container-credentials URL that ``serve`` prints; ``wait`` uses it when given no ``--url``.
+CONTAINER_CREDENTIALS_FULL_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"

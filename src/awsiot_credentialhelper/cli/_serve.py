@@ -59,8 +59,11 @@ from .._refresh import CredentialCache, RefreshPolicy
 from ..exceptions import ConfigurationError, CredentialHelperError
 from . import _environment as env
 from ._cache import cache_directory
+from ._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from ._metrics import ServeMetrics
 from ._options import add_common_options, build_provider, resolve, setup_logging
 from ._private_file import remove_stale_temporaries, write_private_file
+from ._systemd import Notifier
 
 if TYPE_CHECKING:
     import argparse
@@ -83,6 +86,10 @@ DEFAULT_PORT = 9911
 CONTAINER_PATH = "/credentials"
 IMDS_TOKEN_PATH = "/latest/api/token"  # noqa: S105 - a path
 IMDS_CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials"
+#: Answers 200 while credentials can be served, else 503 with a reason; no token needed.
+HEALTH_PATH = "/healthz"
+#: Prometheus metrics (no secrets in them); no token needed.
+METRICS_PATH = "/metrics"
 IMDS_TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds"
 IMDS_TOKEN_HEADER = "x-aws-ec2-metadata-token"  # noqa: S105 - a header name
 #: EC2's bounds for the IMDSv2 token TTL.
@@ -149,7 +156,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--host",
         default="127.0.0.1",
-        help="loopback address to bind: 127.0.0.1 (default) or ::1",
+        help="address to bind: 127.0.0.1 (default) or ::1; another only with --allow-non-loopback",
+    )
+    group.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="container mode: allow a --host that is not loopback (a container network's "
+        "address, e.g. a Docker bridge's); every client must still send the token",
     )
     group.add_argument(
         "--port",
@@ -251,6 +264,25 @@ class CredentialSource:
 
     def stop(self) -> None:
         self._cache.stop()
+
+    def refresh_now(self) -> None:
+        """Fetch at once in the background (SIGHUP); the current credentials serve meanwhile."""
+        self._cache.refresh_now()
+
+    @property
+    def failures(self) -> int:
+        """Refreshes failed in a row."""
+        return self._cache.failures
+
+    @property
+    def last_error(self) -> Optional[BaseException]:
+        return self._cache.last_error
+
+    def fetch_state(self) -> tuple[Optional[float], int]:
+        """For the metrics: the held credentials' expiry (Unix time) and failures in a row."""
+        credentials = self._cache.current
+        expiry = credentials.expiration.timestamp() if credentials is not None else None
+        return expiry, self._cache.failures
 
     def current(self) -> tuple[Optional[Credentials], str]:
         """Credentials fit to serve, or ``None`` and the reason for a 503."""
@@ -354,7 +386,9 @@ class CredentialsServer:
     """An HTTP/1.1 server on a loopback address; call :meth:`serve` in the event-loop thread.
 
     The listening socket is bound here, so the port is known (and a busy port reported)
-    before serving starts.
+    before serving starts. In container mode ``allow_non_loopback`` lets it bind another
+    address (a container network's); ``Host`` must then name that address (or, bound to
+    ``0.0.0.0`` or ``::``, any IP address) with the port: never a DNS name.
     """
 
     def __init__(
@@ -367,9 +401,14 @@ class CredentialsServer:
         role_name: str,
         container_token: Optional[str],
         tokens: Optional[TokenStore] = None,
+        metrics: Optional[ServeMetrics] = None,
+        allow_non_loopback: bool = False,
     ) -> None:
-        address = _loopback(host)
+        address = bind_address(host, mode=mode, allow_non_loopback=allow_non_loopback)
         self.mode = mode
+        self.metrics = metrics or ServeMetrics(source.fetch_state)
+        self.status_counts = self.metrics.requests
+        self._open_paths = {HEALTH_PATH: self._health, METRICS_PATH: self._metrics}
         self.source = source
         self.role_name = role_name
         self.container_token = container_token.encode() if container_token else b""
@@ -388,6 +427,12 @@ class CredentialsServer:
         if port == 80:
             self._usual_hosts |= {"127.0.0.1", "localhost", "[::1]"}
         self._host_example = f"127.0.0.1:{port}, localhost:{port} or [::1]:{port}"
+        #: Bound to 0.0.0.0 or ::: any IP address (never a name) may be in Host.
+        self._any_address = address.is_unspecified
+        if not address.is_loopback and not address.is_unspecified:
+            shown = f"[{address}]" if address.version == 6 else str(address)
+            self._usual_hosts.add(f"{shown}:{port}")
+            self._host_example = f"{shown}:{port}"
 
     def _names_this_server(self, host: Optional[str]) -> bool:
         """Whether ``Host`` names a loopback address or localhost, with this server's port.
@@ -398,7 +443,9 @@ class CredentialsServer:
         """
         if host is None:
             return False
-        return host in self._usual_hosts or _is_local_host(host, self.port)
+        return host in self._usual_hosts or _is_local_host(
+            host, self.port, any_address=self._any_address
+        )
 
     @property
     def port(self) -> int:
@@ -464,6 +511,12 @@ class CredentialsServer:
             return _json(405, "MethodNotAllowed", "Only GET (and PUT for IMDSv2 tokens).")
         if method == "PUT":
             return self._imds_put(path, headers)
+        return self._get(path, headers)
+
+    def _get(self, path: str, headers: Mapping[str, str]) -> Answer:
+        open_path = self._open_paths.get(path)
+        if open_path is not None:
+            return open_path()  # /healthz, /metrics: no token, no secret
         if self.mode == "container":
             return self._container(path, headers)
         return self._imds_get(path, headers)
@@ -499,6 +552,17 @@ class CredentialsServer:
             return self._credentials("imds")
         return _json(404, "NotFound", "No such resource.")
 
+    def _metrics(self) -> Answer:
+        return 200, self.metrics.render(), METRICS_CONTENT_TYPE, ()
+
+    def _health(self) -> Answer:
+        """200 while credentials can be served (with their expiry, never a secret), else 503."""
+        credentials, reason = self.source.current()
+        if credentials is None:
+            return _json(503, "CredentialsUnavailable", reason)
+        document = {"Code": "Healthy", "Expiration": format_expiration(credentials.expiration)}
+        return 200, json.dumps(document).encode(), "application/json", ()
+
     def _credentials(self, style: str) -> Answer:
         credentials, reason = self.source.current()
         if credentials is None:
@@ -506,8 +570,9 @@ class CredentialsServer:
         return 200, self.source.body(credentials, style), "application/json", ()
 
 
-def _is_local_host(host: str, port: int) -> bool:
-    """Whether a Host header is a loopback address or localhost with ``port`` (bare if 80)."""
+def _is_local_host(host: str, port: int, *, any_address: bool = False) -> bool:
+    """Whether a Host header is a loopback address or localhost with ``port`` (bare if 80);
+    with ``any_address``, any IP address with ``port``."""
     name, port_text = _split_host(host.lower())
     if port_text is None:
         if port != 80:
@@ -517,9 +582,10 @@ def _is_local_host(host: str, port: int) -> bool:
     if name == "localhost":
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        address = ipaddress.ip_address(name)
     except ValueError:
         return False
+    return any_address or address.is_loopback
 
 
 def _split_host(host: str) -> tuple[str, Optional[str]]:
@@ -565,17 +631,34 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _loopback(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+def bind_address(
+    host: str, *, mode: str, allow_non_loopback: bool = False
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address to bind: loopback, or with the opt-in another address in container mode.
+
+    Raises:
+        ConfigurationError: not an IP address; not loopback without ``--allow-non-loopback``;
+            not loopback in IMDS mode (anyone who reaches it can mint an IMDSv2 token).
+    """
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         raise ConfigurationError(
             f"--host {host!r} is not an IP address: use 127.0.0.1 or ::1."
         ) from None
-    if not address.is_loopback:
+    if address.is_loopback:
+        return address
+    if mode != "container":
+        raise ConfigurationError(
+            f"--host {host} is not a loopback address, and IMDS mode binds to loopback only: "
+            "anyone who reaches it can ask for a token. Use --mode container for a container "
+            "network."
+        )
+    if not allow_non_loopback:
         raise ConfigurationError(
             f"--host {host} is not a loopback address: the server hands out credentials to "
-            "anyone who can reach it, so it binds to 127.0.0.1 or ::1 only."
+            "anyone who can reach it with the token, so it binds to 127.0.0.1 or ::1 unless "
+            "you add --allow-non-loopback (container mode, for a container network)."
         )
     return address
 
@@ -867,6 +950,7 @@ class _Connection(asyncio.Protocol):
         if self._transport is None:
             return
         self._transport.write(data)
+        self._server.status_counts[status] += 1
         if request is None:
             self._server.request_log.add("-", "-", status, self._client)
         else:
@@ -905,23 +989,35 @@ class _Connection(asyncio.Protocol):
 
 
 def run(args: Any) -> int:
-    """Serve until SIGTERM or SIGINT; 0 on a clean stop."""
+    """Serve until SIGTERM or SIGINT, reloading on SIGHUP; 0 on a clean stop."""
     setup_logging(args.verbose, quiet_level=logging.INFO, timestamps=True)
     settings = resolve(args)
-    _loopback(args.host)  # before the provider: it may ask for a PIN or log in to a token
+    # Before the provider: it may ask for a PIN or log in to a token.
+    address = bind_address(args.host, mode=args.mode, allow_non_loopback=args.allow_non_loopback)
+    if not address.is_loopback:
+        logger.warning(
+            "Listening on %s, which is not a loopback address: whoever can reach %s and holds "
+            "the token gets this device's credentials.",
+            address,
+            address,
+        )
     imds = args.mode == "imds"
     token = None if imds else secrets.token_urlsafe(32)  # 256 random bits
+    notifier = Notifier.from_environment()
     # Cleanups run in reverse: the source stops first (a refresh in flight still uses the
     # provider), then the token file goes, then the socket, then the provider.
     with build_provider(settings) as provider, contextlib.ExitStack() as cleanup:
+        cleanup.callback(notifier.close)
+        metrics = ServeMetrics()
         source = CredentialSource(
-            provider.fetch,
+            metrics.count_fetches(provider.fetch),
             policy=IMDS_POLICY if imds else CONTAINER_POLICY,
             warn_below=IMDS_MIN_LIFETIME if imds else None,
         )
-        server = _listen(args, source, args.role_name or provider.role_alias, token)
+        metrics.state = source.fetch_state
+        server = _listen(args, source, args.role_name or provider.role_alias, token, metrics)
         cleanup.callback(server.close)
-        stop = cleanup.enter_context(_StopSignal())
+        stop = cleanup.enter_context(_StopSignal(reload=lambda: _reload(source)))
         token_file = None
         if token is not None:
             token_file = _write_token(args.token_file, server.port, token)
@@ -929,13 +1025,23 @@ def run(args: Any) -> int:
         source.start()
         cleanup.callback(source.stop)
         _print_exports(server, token_file)
-        _serve_until_signalled(server, stop)
+        _serve_until_signalled(server, stop, notifier)
     logger.info("Stopped.")
     return 0
 
 
+def _reload(source: CredentialSource) -> None:
+    """SIGHUP: refresh now; the provider first rereads certificate and key if they changed."""
+    logger.info("SIGHUP: checking the certificate and key, and refreshing the credentials now.")
+    source.refresh_now()
+
+
 def _listen(
-    args: Any, source: CredentialSource, role_name: str, token: Optional[str]
+    args: Any,
+    source: CredentialSource,
+    role_name: str,
+    token: Optional[str],
+    metrics: ServeMetrics,
 ) -> CredentialsServer:
     """Bind the server, turning a busy port or a refused address into a usage error."""
     try:
@@ -946,6 +1052,8 @@ def _listen(
             source=source,
             role_name=role_name,
             container_token=token,
+            metrics=metrics,
+            allow_non_loopback=args.allow_non_loopback,
         )
     except OSError as exc:
         raise ConfigurationError(
@@ -954,14 +1062,16 @@ def _listen(
 
 
 class _StopSignal:
-    """SIGTERM and SIGINT handlers that stop the event loop, remembered until it runs.
+    """SIGTERM and SIGINT handlers that stop the event loop, remembered until it runs; SIGHUP
+    runs ``reload`` (in the event loop once it runs).
 
     They are installed before the token file is written and the exports printed: a supervisor
-    may send SIGTERM as soon as it has read them, and Python's default action would end the
-    process on the spot, leaving the token file behind.
+    may send SIGTERM (or a rotation tool SIGHUP) as soon as it has read them, and Python's
+    default action would end the process on the spot, leaving the token file behind.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, reload: Optional[Callable[[], None]] = None) -> None:
+        self._reload = reload
         self._requested = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._event: Optional[asyncio.Event] = None
@@ -970,6 +1080,8 @@ class _StopSignal:
     def __enter__(self) -> _StopSignal:
         for signum in (signal.SIGTERM, signal.SIGINT):
             self._previous[signum] = signal.signal(signum, self._on_signal)
+        if self._reload is not None:
+            self._previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -981,6 +1093,14 @@ class _StopSignal:
         if self._loop is not None and self._event is not None:
             self._loop.call_soon_threadsafe(self._event.set)
 
+    def _on_hangup(self, *_: Any) -> None:
+        if self._reload is None:
+            return
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._reload)
+        else:
+            self._reload()
+
     def event(self) -> asyncio.Event:
         """An event of the running loop, set by the next signal (or already, by an earlier one)."""
         self._event = asyncio.Event()
@@ -990,7 +1110,9 @@ class _StopSignal:
         return self._event
 
 
-def _serve_until_signalled(server: CredentialsServer, stop: _StopSignal) -> None:
+def _serve_until_signalled(
+    server: CredentialsServer, stop: _StopSignal, notifier: Optional[Notifier] = None
+) -> None:
     """Run the event loop in this (the main) thread until SIGTERM or SIGINT."""
     # The refresh thread holds the GIL in bursts (TLS, PEM); hand it back to the event loop
     # sooner than Python's default 5 ms.
@@ -999,11 +1121,72 @@ def _serve_until_signalled(server: CredentialsServer, stop: _StopSignal) -> None
     # it out of the garbage collector's full passes, which otherwise stall answers by ~10 ms.
     gc.collect()
     gc.freeze()
-    asyncio.run(_serve_until_stopped(server, stop))
+    asyncio.run(_serve_until_stopped(server, stop, notifier or Notifier(None)))
 
 
-async def _serve_until_stopped(server: CredentialsServer, stop: _StopSignal) -> None:
-    await server.serve(stop.event())
+async def _serve_until_stopped(
+    server: CredentialsServer, stop: _StopSignal, notifier: Notifier
+) -> None:
+    stopped = stop.event()
+    tasks = []
+    if notifier.enabled:
+        tasks.append(asyncio.ensure_future(_report_to_systemd(server.source, notifier)))
+        tasks.append(asyncio.ensure_future(_announce_stop(stopped, notifier)))
+    try:
+        await server.serve(stopped)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+#: How often systemd's view of the server is brought up to date (READY=1, STATUS=).
+_REPORT_INTERVAL = 0.1
+
+
+async def _report_to_systemd(source: CredentialSource, notifier: Notifier) -> None:
+    """READY=1 once credentials can be served, STATUS= on each change, WATCHDOG=1 pings.
+
+    Pings come from the event loop, the thread that answers requests: a hung loop stops them,
+    and systemd restarts the service.
+    """
+    ready = False
+    status = ""
+    interval = notifier.watchdog_interval
+    next_ping = 0.0
+    while True:
+        credentials, _ = source.current()
+        failures = source.failures
+        lines = []
+        if credentials is not None and not ready:
+            ready = True
+            lines.append("READY=1")
+        new_status = _status_line(credentials, failures, source.last_error)
+        if new_status != status:
+            status = new_status
+            lines.append(f"STATUS={status}")
+        now = time.monotonic()
+        if interval is not None and now >= next_ping:
+            next_ping = now + interval
+            lines.append("WATCHDOG=1")
+        if lines:
+            notifier.notify(*lines)
+        await asyncio.sleep(_REPORT_INTERVAL)
+
+
+def _status_line(
+    credentials: Optional[Credentials], failures: int, error: Optional[BaseException]
+) -> str:
+    """What ``systemctl status`` shows: never a secret (see ``_describe``)."""
+    if failures:
+        return f"Refreshing credentials failed {failures} time(s) in a row: {_describe(error)}"
+    if credentials is None:
+        return "Fetching the first credentials."
+    return f"Serving credentials valid until {format_expiration(credentials.expiration)}."
+
+
+async def _announce_stop(stopped: asyncio.Event, notifier: Notifier) -> None:
+    await stopped.wait()
+    notifier.notify("STOPPING=1", "STATUS=Stopping.")
 
 
 def _print_exports(server: CredentialsServer, token_file: Optional[str]) -> None:
