@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.bootstrap-stamp
 PYTHONS := 3.9 3.13
 
-.PHONY: bootstrap demo test test-pythons lint format types unit bench clean
+.PHONY: bootstrap demo test test-pythons test-wheel lint format types unit docs dist bench clean
 
 bootstrap: $(STAMP)
 
@@ -16,11 +16,28 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 demo: $(STAMP)
 	$(PY) -m awsiot_credentialhelper.emulator.demo
 
-test: lint types unit
+test: lint types docs unit
 
 # The pytest suite (no coverage) in .venv-3.9 and .venv-3.13; $(STAMP) brings the system packages.
 test-pythons: $(STAMP)
 	bash scripts/test-pythons.sh $(PYTHONS)
+
+# The documentation site, into site/, warnings as errors. mkdocs-material + mkdocstrings rather
+# than Sphinx + furo + myst: the pages are already Markdown, one YAML file configures it, its
+# search works offline, and mkdocstrings renders the Google-style docstrings as they are.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+
+# The sdist (with tests and docs) and the wheel in dist/, checked by twine.
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
+# Installs the wheel from `make dist`, bare and with [emulator], into clean virtualenvs on the
+# oldest and newest supported Pythons, and fetches credentials from the emulator with it.
+test-wheel: dist
+	bash scripts/test-wheel.sh $(PYTHONS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
@@ -48,4 +65,4 @@ bench: $(STAMP)
 	$(PY) bench/serve.py --baseline
 
 clean:
-	rm -rf $(VENV) $(addprefix .venv-,$(PYTHONS)) .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf $(VENV) $(addprefix .venv-,$(PYTHONS)) .mypy_cache .ruff_cache .coverage htmlcov site dist build

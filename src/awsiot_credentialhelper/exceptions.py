@@ -2,7 +2,9 @@
 
 Every class also inherits :class:`ValueError`, so code written for the 1.x module, which raised
 bare ``ValueError`` for everything, keeps working unchanged. ``retryable`` says whether trying
-again, unchanged, can help.
+again, unchanged, can help. Every message ends with ``see: <DOCS_URL>/troubleshooting#<anchor>``:
+the entry of the documentation's troubleshooting page for that class (``anchor``), which users
+find by the exact text they see.
 
 The tree::
 
@@ -77,11 +79,50 @@ __all__ = [
     "UnexpectedResponseError",
 ]
 
+#: The documentation site (mkdocs.yml's ``site_url``, without the trailing slash).
+DOCS_URL = "https://awslabs.github.io/aws-iot-core-credential-provider-session-helper"
+_SEE = " see: " + DOCS_URL + "/troubleshooting#"
+
+
+def anchor_of(class_name: str) -> str:
+    """The troubleshooting anchor of a class: ``AccessDeniedError`` -> ``access-denied``."""
+    stem = class_name[: -len("Error")] if class_name.endswith("Error") else class_name
+    return "".join(f"-{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(stem))
+
+
+def _without_links(message: str) -> str:
+    """``message`` without the ``see:`` links of errors it quotes (only the last one stays)."""
+    while _SEE in message:
+        start = message.index(_SEE)
+        end = start + len(_SEE)
+        while end < len(message) and not message[end].isspace() and message[end] not in "),;":
+            end += 1
+        message = message[:start] + message[end:]
+    return message
+
 
 class CredentialHelperError(ValueError):
     """Root of every error raised by awsiot-credentialhelper."""
 
     retryable: bool = False
+    #: This class's entry on the troubleshooting page; subclasses get one from their name.
+    anchor: str = "credential-helper"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "anchor" not in cls.__dict__:
+            cls.anchor = anchor_of(cls.__name__)
+
+    @property
+    def see(self) -> str:
+        """The address of this error's troubleshooting entry."""
+        return f"{DOCS_URL}/troubleshooting#{self.anchor}"
+
+    def __str__(self) -> str:
+        """The message, ending with the troubleshooting entry for this class (one link only,
+        even when the message quotes another of our errors)."""
+        message = _without_links(super().__str__()).rstrip()
+        return f"{message} see: {self.see}" if message else f"see: {self.see}"
 
 
 # --- the caller's configuration ------------------------------------------------------------
