@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import threading
@@ -24,7 +25,7 @@ from ._pem import (
     load_certificate,
     read_pem,
 )
-from ._protocol import build_request, parse_response
+from ._protocol import Response, build_request, parse_response
 from ._proxy import ProxySettings, proxy_from_environment
 from ._retry import RetryPolicy
 from ._transport import CrtTransport, Transport, build_tls_context
@@ -207,29 +208,65 @@ class IotCredentialProvider:
             ExpiredCredentialsError: the credentials arrived already expired.
         """
         deadline = time.monotonic() + self.timeout
-        attempts = self._retry.max_attempts
-        for attempt in range(1, attempts + 1):
+        for attempt in range(1, self._retry.max_attempts + 1):
             try:
                 return self._fetch_once(deadline)
             except CredentialHelperError as error:
-                delay = self._retry.delay(attempt, self._rng)
-                if (
-                    not error.retryable
-                    or attempt == attempts
-                    or time.monotonic() + delay >= deadline
-                ):
-                    raise
-                logger.warning(
-                    "Attempt %d of %d to fetch credentials for %r failed: %s Retrying in %.2f s.",
-                    attempt,
-                    attempts,
-                    self.role_alias,
-                    error,
-                    delay,
-                )
-                if self._closed.wait(delay):
+                delay = self._retry_delay(error, attempt, deadline)
+                if delay is None or self._closed.wait(delay):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
+
+    async def fetch_async(self) -> Credentials:
+        """:meth:`fetch` for asyncio: the same request, retries and errors, without blocking
+        the event loop (awscrt does the I/O on its own thread). Cancelling it closes the
+        connection in use.
+
+        Raises:
+            ConfigurationError: the provider's ``transport`` has no ``send_async``.
+            ProviderError: the provider refused (a subclass per reason).
+            NetworkError: the endpoint could not be reached in time.
+            ExpiredCredentialsError: the credentials arrived already expired.
+        """
+        send_async = getattr(self._transport, "send_async", None)
+        if send_async is None:
+            raise ConfigurationError(
+                f"The transport {type(self._transport).__name__} has no send_async, which "
+                "asyncio callers need (see _transport.AsyncTransport); pass one that has, "
+                "or leave transport unset.",
+                setting="transport",
+            )
+        deadline = time.monotonic() + self.timeout
+        for attempt in range(1, self._retry.max_attempts + 1):
+            try:
+                remaining = max(deadline - time.monotonic(), 0.001)
+                with self._expiry_noted():
+                    response = await send_async(self._request, timeout=remaining)
+                    return self._credentials_from(response)
+            except CredentialHelperError as error:
+                delay = self._retry_delay(error, attempt, deadline)
+                if delay is None or self._closed.is_set():
+                    raise
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
+
+    def _retry_delay(
+        self, error: CredentialHelperError, attempt: int, deadline: float
+    ) -> Optional[float]:
+        """Seconds to wait before trying again after ``error``, or None to give up."""
+        attempts = self._retry.max_attempts
+        delay = self._retry.delay(attempt, self._rng)
+        if not error.retryable or attempt == attempts or time.monotonic() + delay >= deadline:
+            return None
+        logger.warning(
+            "Attempt %d of %d to fetch credentials for %r failed: %s Retrying in %.2f s.",
+            attempt,
+            attempts,
+            self.role_alias,
+            error,
+            delay,
+        )
+        return delay
 
     def close(self) -> None:
         """Stop any retry wait in progress and release the awscrt resources (a PKCS#11 token
@@ -257,18 +294,28 @@ class IotCredentialProvider:
 
     def _fetch_once(self, deadline: float) -> Credentials:
         remaining = deadline - time.monotonic()
-        try:
+        with self._expiry_noted():
             response = self._transport.send(self._request, timeout=max(remaining, 0.001))
-            credentials = parse_response(
-                response,
-                local_now=self._clock(),
-                endpoint=str(self.endpoint),
-                role_alias=self.role_alias,
-                thing_name=self.thing_name,
-            )
+            return self._credentials_from(response)
+
+    @contextmanager
+    def _expiry_noted(self) -> Iterator[None]:
+        """Add the certificate's expiry to a refusal or failed handshake (see below)."""
+        try:
+            yield
         except (CertificateRejectedError, TlsHandshakeError) as error:
             self._add_expiry_note(error)
             raise
+
+    def _credentials_from(self, response: Response) -> Credentials:
+        """Credentials from the provider's answer, or its refusal as our exception."""
+        credentials = parse_response(
+            response,
+            local_now=self._clock(),
+            endpoint=str(self.endpoint),
+            role_alias=self.role_alias,
+            thing_name=self.thing_name,
+        )
         logger.info(
             "Fetched credentials %s for %r, valid until %s.",
             credentials.access_key_id,

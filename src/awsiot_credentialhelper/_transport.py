@@ -18,6 +18,7 @@ a watch on the connection's own socket drops a server that never completes its h
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -26,9 +27,11 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from typing import Any, NamedTuple, Optional, Protocol
+from contextlib import contextmanager, suppress
+from typing import Any, NamedTuple, Optional, Protocol, TypeVar
 
 from awscrt import http as crt_http
 from awscrt import io as crt_io
@@ -54,6 +57,7 @@ from .exceptions import (
 
 __all__ = [
     "MAX_RESPONSE_BYTES",
+    "AsyncTransport",
     "CrtTransport",
     "Transport",
     "build_tls_context",
@@ -126,6 +130,22 @@ class Transport(Protocol):
 
     def close(self) -> None:
         """Release what the transport holds; ``send`` is not called again."""
+        ...
+
+
+class AsyncTransport(Protocol):
+    """The same exchange for asyncio code: :class:`CrtTransport` implements both protocols.
+
+    ``send_async`` never blocks the event loop: awscrt does the I/O on its own thread, and the
+    coroutine awaits its futures. Cancelling it closes the connection in use.
+    """
+
+    async def send_async(self, request: Request, *, timeout: float) -> Response:
+        """As :meth:`Transport.send`, awaited."""
+        ...
+
+    def close(self) -> None:
+        """Release what the transport holds; ``send_async`` is not called again."""
         ...
 
 
@@ -291,34 +311,76 @@ class CrtTransport:
             NetworkError: a subclass naming what failed, including timeouts and
                 :class:`ResponseTooLargeError`.
         """
-        resources = self._resources
-        if resources is None:
-            raise RuntimeError("This transport is closed.")
         deadline = time.monotonic() + timeout
         sockets_before = _socket_inodes() if _LINUX else None
         tag = _next_tag()
-        connection = self._connect(resources, timeout, tag)
-        own_socket: Optional[socket.socket] = None
+        future = self._start_connect(timeout, tag)
         try:
-            if sockets_before is not None:
-                own_socket = _own_socket(sockets_before, tag)
-            if own_socket is not None:
-                _disable_nagle(own_socket)
+            connection: crt_http.HttpClientConnection = future.result(_wait_seconds(timeout))
+        except FutureTimeoutError:
+            future.add_done_callback(_close_late_connection)
+            raise self._connect_timeout(timeout) from None
+        except AwsCrtError as exc:
+            raise translate_crt_error(exc.name, self._endpoint) from exc
+        own_socket = _claim_own_socket(sockets_before, tag)
+        try:
             return self._exchange(connection, _ByteWatch(own_socket), request, deadline)
         finally:
-            connection.close()
-            # After awscrt's close: until this duplicate goes too, the kernel keeps the
-            # connection open.
-            if own_socket is not None:
-                own_socket.close()
+            _close_connection(connection, own_socket)
+
+    async def send_async(self, request: Request, *, timeout: float) -> Response:
+        """:meth:`send` for asyncio: awaits awscrt's futures, never blocks the event loop.
+
+        Cancelling the coroutine closes the connection (or the one still being opened, once
+        it arrives).
+
+        Raises:
+            NetworkError: as :meth:`send`.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + timeout
+        sockets_before = _socket_inodes() if _LINUX else None
+        tag = _next_tag()
+        future = self._start_connect(timeout, tag)
+        try:
+            connection: crt_http.HttpClientConnection = await _await_until(
+                _bridge(future, loop), deadline
+            )
+        except FutureTimeoutError:
+            future.add_done_callback(_close_late_connection)
+            raise self._connect_timeout(timeout) from None
+        except AwsCrtError as exc:
+            raise translate_crt_error(exc.name, self._endpoint) from exc
+        except BaseException:  # cancelled: the connection may still arrive
+            future.add_done_callback(_close_late_connection)
+            raise
+        own_socket = _claim_own_socket(sockets_before, tag)
+        try:
+            reply, stream = self._start_exchange(connection, request)
+            with self._translated(reply):
+                await _await_completion_async(
+                    _bridge(stream.completion_future, loop),
+                    _ByteWatch(own_socket),
+                    reply,
+                    deadline,
+                )
+            return self._checked(reply)
+        finally:
+            _close_connection(connection, own_socket)
 
     def close(self) -> None:
         """Drop the awscrt resources; awscrt frees them once no connection uses them."""
         self._resources = None
 
-    def _connect(
-        self, resources: _CrtResources, timeout: float, tag: tuple[int, int]
-    ) -> crt_http.HttpClientConnection:
+    def _start_connect(self, timeout: float, tag: tuple[int, int]) -> Future[Any]:
+        """awscrt's future of a new connection to the endpoint.
+
+        Raises:
+            RuntimeError: the transport is closed.
+        """
+        resources = self._resources
+        if resources is None:
+            raise RuntimeError("This transport is closed.")
         endpoint = self._endpoint
         connection_options = resources.tls_context.new_connection_options()
         # SNI and certificate name check: AWS IoT refuses connections without the right SNI.
@@ -337,17 +399,13 @@ class CrtTransport:
             tls_connection_options=connection_options,
             proxy_options=self._proxy_options(),
         )
-        try:
-            connection: crt_http.HttpClientConnection = future.result(_wait_seconds(timeout))
-        except FutureTimeoutError:
-            future.add_done_callback(_close_late_connection)
-            raise ConnectTimeoutError(
-                f"{endpoint}: no connection and TLS handshake within {timeout:.1f} s.",
-                endpoint=str(endpoint),
-            ) from None
-        except AwsCrtError as exc:
-            raise translate_crt_error(exc.name, endpoint) from exc
-        return connection
+        return future
+
+    def _connect_timeout(self, timeout: float) -> ConnectTimeoutError:
+        return ConnectTimeoutError(
+            f"{self._endpoint}: no connection and TLS handshake within {timeout:.1f} s.",
+            endpoint=str(self._endpoint),
+        )
 
     def _exchange(
         self,
@@ -356,15 +414,30 @@ class CrtTransport:
         request: Request,
         deadline: float,
     ) -> Response:
-        endpoint = self._endpoint
+        reply, stream = self._start_exchange(connection, request)
+        with self._translated(reply):
+            _await_completion(stream.completion_future, watch, reply, deadline)
+        return self._checked(reply)
+
+    def _start_exchange(
+        self, connection: crt_http.HttpClientConnection, request: Request
+    ) -> tuple[_ReplyCollector, crt_http.HttpClientStream]:
+        """Send the GET on ``connection``; the collector gathers the answer as it comes."""
         reply = _ReplyCollector(connection)
         crt_request = crt_http.HttpRequest(
             "GET", request.path, crt_http.HttpHeaders(list(request.headers))
         )
-        try:
+        with self._translated(reply):
             stream = connection.request(crt_request, reply.on_response, reply.on_body)
             stream.activate()
-            _await_completion(stream.completion_future, watch, reply, deadline)
+        return reply, stream
+
+    @contextmanager
+    def _translated(self, reply: _ReplyCollector) -> Iterator[None]:
+        """Our exceptions for awscrt's failures and the deadline, while the answer comes."""
+        endpoint = self._endpoint
+        try:
+            yield
         except FutureTimeoutError:
             raise ReadTimeoutError(
                 f"{endpoint}: connected, but no complete answer before the timeout.",
@@ -379,8 +452,10 @@ class CrtTransport:
             if reply.too_large:
                 raise _too_large(endpoint, name) from None
             raise translate_crt_error(name, endpoint) from exc
+
+    def _checked(self, reply: _ReplyCollector) -> Response:
         if reply.too_large:  # refused, yet the stream ended cleanly with what was buffered
-            raise _too_large(endpoint, None)
+            raise _too_large(self._endpoint, None)
         return reply.response()
 
     def _proxy_options(self) -> Optional[crt_http.HttpProxyOptions]:
@@ -524,6 +599,97 @@ def _bytes_received(sock: socket.socket) -> Optional[int]:
     if len(info) < _TCPI_BYTES_RECEIVED.stop:
         return None
     return int.from_bytes(info[_TCPI_BYTES_RECEIVED], sys.byteorder)
+
+
+_T = TypeVar("_T")
+
+
+def _bridge(future: Future[_T], loop: asyncio.AbstractEventLoop) -> asyncio.Future[_T]:
+    """An asyncio future with ``future``'s outcome, delivered on ``loop`` from awscrt's thread.
+
+    Unlike ``asyncio.wrap_future``, cancelling the asyncio side leaves awscrt's future alone
+    (awscrt would fail to set a result on a cancelled one, and a late connection would leak);
+    the caller closes late arrivals itself.
+    """
+    waiter: asyncio.Future[_T] = loop.create_future()
+
+    def deliver(done: Future[_T]) -> None:
+        with suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+            loop.call_soon_threadsafe(_copy_outcome, done, waiter)
+
+    future.add_done_callback(deliver)
+    return waiter
+
+
+def _copy_outcome(source: Future[_T], waiter: asyncio.Future[_T]) -> None:
+    if waiter.done():
+        return
+    if source.cancelled():
+        waiter.cancel()
+        return
+    error = source.exception()
+    if error is not None:
+        waiter.set_exception(error)
+    else:
+        waiter.set_result(source.result())
+
+
+async def _await_until(waiter: asyncio.Future[_T], deadline: float) -> _T:
+    """``waiter``'s result, or ``FutureTimeoutError`` at ``deadline`` (``waiter`` left alone).
+
+    Raises:
+        FutureTimeoutError: the deadline passed first.
+    """
+    done, _ = await asyncio.wait({waiter}, timeout=max(0.0, deadline - time.monotonic()))
+    if not done:
+        raise FutureTimeoutError
+    return waiter.result()
+
+
+async def _await_completion_async(
+    completion: asyncio.Future[Any], watch: _ByteWatch, reply: _ReplyCollector, deadline: float
+) -> None:
+    """:func:`_await_completion` for asyncio: the same watch, between awaits.
+
+    Raises:
+        FutureTimeoutError: the deadline passed first.
+        AwsCrtError: the stream failed.
+    """
+    interval = _WATCH_INTERVAL if watch.active else None
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise FutureTimeoutError
+        done, _ = await asyncio.wait(
+            {completion}, timeout=left if interval is None else min(left, interval)
+        )
+        if done:
+            completion.result()
+            return
+        if watch.exceeded():
+            reply.refuse()
+            return
+
+
+def _claim_own_socket(
+    sockets_before: Optional[dict[int, int]], tag: tuple[int, int]
+) -> Optional[socket.socket]:
+    """The new connection's socket (see :func:`_own_socket`), with Nagle turned off."""
+    if sockets_before is None:
+        return None
+    own_socket = _own_socket(sockets_before, tag)
+    if own_socket is not None:
+        _disable_nagle(own_socket)
+    return own_socket
+
+
+def _close_connection(
+    connection: crt_http.HttpClientConnection, own_socket: Optional[socket.socket]
+) -> None:
+    connection.close()
+    # After awscrt's close: until this duplicate goes too, the kernel keeps the connection open.
+    if own_socket is not None:
+        own_socket.close()
 
 
 def _close_late_connection(future: Future[Any]) -> None:
