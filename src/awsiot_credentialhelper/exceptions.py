@@ -36,8 +36,9 @@ The tree::
     │   ├── ThrottledError                 429 (retryable)
     │   ├── ServiceUnavailableError        5xx (retryable)
     │   └── UnexpectedResponseError        any other status, or a body we cannot read
-    └── ImplausibleCredentialsError        the answer's times cannot be right (retryable)
-        └── ExpiredCredentialsError        credentials were already expired when they arrived
+    ├── ImplausibleCredentialsError        the answer's times cannot be right (retryable)
+    │   └── ExpiredCredentialsError        credentials were already expired when they arrived
+    └── WrongEventLoopError (RuntimeError) an async provider awaited from another event loop
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ __all__ = [
     "ThrottledError",
     "TlsHandshakeError",
     "UnexpectedResponseError",
+    "WrongEventLoopError",
 ]
 
 #: The documentation site (mkdocs.yml's ``site_url``, without the trailing slash).
@@ -377,3 +379,11 @@ class ImplausibleCredentialsError(CredentialHelperError):
 
 class ExpiredCredentialsError(ImplausibleCredentialsError):
     """Freshly fetched credentials were already expired by the server's own clock."""
+
+
+class WrongEventLoopError(CredentialHelperError, RuntimeError):
+    """An async provider was awaited from an event loop other than the one it is bound to.
+
+    A provider binds to the loop that first uses it (its background task and any fetch in
+    flight live there); once that loop is closed, the next loop to use it takes it over.
+    """
