@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import threading
 import time
@@ -13,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ._clock import Clock, utcnow
-from ._config import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, ProviderConfig
+from ._config import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, PATH, ProviderConfig, key_kind
 from ._credentials import Credentials
 from ._endpoint import Endpoint
 from ._keys import KeySource, key_source
@@ -28,6 +29,7 @@ from ._pem import (
 from ._protocol import Response, build_request, parse_response
 from ._proxy import ProxySettings, proxy_from_environment
 from ._retry import RetryPolicy
+from ._rotation import FileWatch
 from ._transport import CrtTransport, Transport, build_tls_context
 from ._version import __version__
 from .exceptions import (
@@ -44,6 +46,7 @@ from .exceptions import (
 if TYPE_CHECKING:
     from cryptography import x509
 
+    from ._der import CertificateDates
     from ._pkcs11 import Pkcs11Config
 
 __all__ = ["DEFAULT_TIMEOUT", "IotCredentialProvider"]
@@ -161,29 +164,17 @@ class IotCredentialProvider:
         self.role_alias = config.role_alias
         self.thing_name = config.thing_name
         self._clock = clock
-        key_setting = "pkcs11" if config.key_kind == "pkcs11" else "private_key"
-        with _about("certificate"):
-            certificate_pem = read_pem(config.certificate, what="certificate")
-            self._certificate_dates = certificate_dates(certificate_pem)
+        # Only a transport built here is rebuilt when the files are rotated.
+        self._files = _file_watch(config) if transport is None else None
+        self._certificate_pem, self._certificate_dates, self.key = self._load_pair()
         check_validity(self._certificate_dates, clock())
-        self._certificate_pem = certificate_pem
-        with _about(key_setting):
-            self.key: KeySource = key_source(
-                config.key,
-                certificate_pem=certificate_pem,
-                password=config.private_key_password,
-            )
         with _about("ca"):
-            ca_pem = _read_ca(config.ca) if config.ca is not None else None
+            self._ca_pem = _read_ca(config.ca) if config.ca is not None else None
         if not config.verify_peer:
             logger.warning("verify_peer=False: the server's identity is NOT checked.")
         self.proxy = _choose_proxy(config, self.endpoint)
         if transport is None:
-            with _about(key_setting, only=(EncryptedKeyError, KeyMismatchError, Pkcs11Error)):
-                tls_context = build_tls_context(
-                    self.key, certificate_pem, ca_pem=ca_pem, verify_peer=config.verify_peer
-                )
-            transport = CrtTransport(self.endpoint, tls_context, proxy=self.proxy)
+            transport = self._crt_transport(self._certificate_pem, self.key)
         self._transport: Transport = transport
         self._request = build_request(
             host_header=self.endpoint.authority,
@@ -193,6 +184,50 @@ class IotCredentialProvider:
         )
         self._closed = threading.Event()
         self._rng = random.Random()  # noqa: S311 - backoff jitter, not cryptography
+
+    def _load_pair(self) -> tuple[bytes, CertificateDates, KeySource]:
+        """Read the certificate (and its dates) and load its key, checking that they match."""
+        config = self.config
+        with _about("certificate"):
+            certificate_pem = read_pem(config.certificate, what="certificate")
+            dates = certificate_dates(certificate_pem)
+        with _about(self._key_setting):
+            key = key_source(
+                config.key, certificate_pem=certificate_pem, password=config.private_key_password
+            )
+        return certificate_pem, dates, key
+
+    def _crt_transport(self, certificate_pem: bytes, key: KeySource) -> Transport:
+        """The awscrt transport (TLS context, connections) for this certificate and key."""
+        with _about(self._key_setting, only=(EncryptedKeyError, KeyMismatchError, Pkcs11Error)):
+            tls_context = build_tls_context(
+                key, certificate_pem, ca_pem=self._ca_pem, verify_peer=self.config.verify_peer
+            )
+        return CrtTransport(self.endpoint, tls_context, proxy=self.proxy)
+
+    @property
+    def _key_setting(self) -> str:
+        return "pkcs11" if self.config.key_kind == "pkcs11" else "private_key"
+
+    def _reload_if_rotated(self) -> None:
+        """Before each fetch: certificate and key files replaced on disk (a rotation) get a
+        new transport; a new pair that does not load or match keeps the old one, and is read
+        again shortly (see ``_rotation``). Never fetches with a mismatched pair."""
+        files = self._files
+        snapshot = files.pending() if files is not None else None
+        if files is None or snapshot is None:
+            return
+        try:
+            certificate_pem, dates, key = self._load_pair()
+            transport = self._crt_transport(certificate_pem, key)
+        except ConfigurationError as error:
+            files.rejected(snapshot, error)
+            return
+        previous, self._transport = self._transport, transport
+        self._certificate_pem, self._certificate_dates, self.key = certificate_pem, dates, key
+        files.loaded(snapshot)
+        previous.close()
+        logger.info("The certificate and key files were replaced: the new pair is in use.")
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -207,6 +242,7 @@ class IotCredentialProvider:
             NetworkError: the endpoint could not be reached in time.
             ExpiredCredentialsError: the credentials arrived already expired.
         """
+        self._reload_if_rotated()
         deadline = time.monotonic() + self.timeout
         for attempt in range(1, self._retry.max_attempts + 1):
             try:
@@ -236,6 +272,7 @@ class IotCredentialProvider:
                 "or leave transport unset.",
                 setting="transport",
             )
+        self._reload_if_rotated()
         deadline = time.monotonic() + self.timeout
         for attempt in range(1, self._retry.max_attempts + 1):
             try:
@@ -354,6 +391,16 @@ def _read_ca(ca: PemSource) -> bytes:
     if b"-----BEGIN CERTIFICATE-----" not in pem:
         raise InvalidPemError("The CA holds no '-----BEGIN CERTIFICATE-----' block.")
     return pem
+
+
+def _file_watch(config: ProviderConfig) -> Optional[FileWatch]:
+    """A watch on the certificate and key files, those given as paths; None if neither is."""
+    paths = [
+        os.path.expanduser(os.fspath(source))
+        for source in (config.certificate, config.key)
+        if isinstance(source, (str, os.PathLike)) and key_kind(source) == PATH
+    ]
+    return FileWatch(paths) if paths else None
 
 
 def _choose_proxy(config: ProviderConfig, endpoint: Endpoint) -> Optional[ProxySettings]:
