@@ -27,7 +27,13 @@ from ._moto import (
     check_region,
     valid_certificate_ids,
 )
-from ._provision import DEFAULT_CREDENTIAL_DURATION, Device, DeviceOptions, provision_device
+from ._provision import (
+    DEFAULT_CREDENTIAL_DURATION,
+    Device,
+    DeviceOptions,
+    add_certificate,
+    provision_device,
+)
 from ._registry import MotoRegistry, role_alias_arn
 from ._server import TlsHttpServer
 from ._tls import create_server_pki, server_context
@@ -258,6 +264,11 @@ class Emulator:
             region=self.region,
             options=options,
         )
+
+    def add_certificate(self, device: Device) -> Device:
+        """A new certificate and key for ``device``'s thing, with its IoT policy (the old
+        certificate stays active): the pair a certificate rotation installs."""
+        return add_certificate(device, iot=self.client("iot"), directory=self.directory / "devices")
 
     # --- what happened --------------------------------------------------------------------------
 

@@ -17,7 +17,13 @@ from typing import Any, Optional, Union
 
 from ._files import write_private_file
 
-__all__ = ["Device", "DeviceOptions", "assume_role_policy", "provision_device"]
+__all__ = [
+    "Device",
+    "DeviceOptions",
+    "add_certificate",
+    "assume_role_policy",
+    "provision_device",
+]
 
 #: The role alias lifetime AWS uses when none is given.
 DEFAULT_CREDENTIAL_DURATION = 3600
@@ -214,4 +220,36 @@ def provision_device(
         policy_name=policy_name,
         region=region,
         aws_endpoint_url=aws_endpoint_url,
+    )
+
+
+def add_certificate(device: Device, *, iot: Any, directory: Path) -> Device:
+    """A second certificate for ``device``'s thing, with the same IoT policy: what a rotation
+    installs. The old certificate stays active; the files are named after the new one's id.
+
+    Args:
+        device: A device made by :func:`provision_device`.
+        iot: A boto3 IoT client against moto.
+        directory: Where the new certificate and key files go (created if needed).
+
+    Returns:
+        ``device`` with the new certificate's files, PEM, id and ARN.
+    """
+    keys = iot.create_keys_and_certificate(setAsActive=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"{device.name}-{keys['certificateId'][:12]}"
+    certificate_file = directory / f"{stem}.cert.pem"
+    private_key_file = directory / f"{stem}.private.key"
+    write_private_file(certificate_file, keys["certificatePem"].encode("ascii"), 0o644)
+    write_private_file(private_key_file, keys["keyPair"]["PrivateKey"].encode("ascii"), 0o600)
+    iot.attach_policy(policyName=device.policy_name, target=keys["certificateArn"])
+    iot.attach_thing_principal(thingName=device.thing_name, principal=keys["certificateArn"])
+    return dataclasses.replace(
+        device,
+        certificate_file=certificate_file,
+        private_key_file=private_key_file,
+        certificate_pem=keys["certificatePem"],
+        private_key_pem=keys["keyPair"]["PrivateKey"],
+        certificate_id=keys["certificateId"],
+        certificate_arn=keys["certificateArn"],
     )
