@@ -113,12 +113,7 @@ class Boto3SessionProvider:
             "proxy": proxy,
             "trust_env": trust_env,
         }
-        if config is None:
-            config = _config_from(arguments)
-        else:
-            _refuse_arguments_beside(config, arguments)
-        if awscrt_log_level is not None:
-            _send_awscrt_log_to_stderr(awscrt_log_level)
+        config = resolve_config(config, arguments, awscrt_log_level)
         self._provider = IotCredentialProvider.from_config(config, clock=clock)
         self._region = config.region
         self._cache = RefreshingCredentials(
@@ -172,6 +167,18 @@ class Boto3SessionProvider:
         return boto3.Session(
             botocore_session=botocore_session, region_name=chosen, **session_kwargs
         )
+
+    def awscrt_credentials_provider(self) -> Any:
+        """An ``awscrt.auth.AwsCredentialsProvider`` serving these sessions' credentials.
+
+        For awscrt-based clients: awsiotsdk's MQTT over WebSockets
+        (``mqtt_connection_builder.websockets_with_default_aws_signing(credentials_provider=...)``),
+        awscrt's S3 client, ``awscrt.auth.aws_sign_request``. They share this provider's cache and
+        refreshing: no second fetch, no second cache.
+        """
+        from ._crt_credentials import crt_credentials_provider  # noqa: PLC0415 - on demand
+
+        return crt_credentials_provider(self._cache.get)
 
     def close(self) -> None:
         """Stop background refreshing and release network resources."""
@@ -240,6 +247,24 @@ _ARGUMENT_DEFAULTS: dict[str, Any] = {
     "proxy": None,
     "trust_env": True,
 }
+
+
+def resolve_config(
+    config: Optional[ProviderConfig], arguments: dict[str, Any], awscrt_log_level: Any
+) -> ProviderConfig:
+    """The one configuration a session provider's arguments describe (shared by the async one).
+
+    Raises:
+        ConfigurationError: see :func:`_config_from` and :func:`_refuse_arguments_beside`.
+        ConflictingOptionsError: ``config`` and arguments it replaces both given.
+    """
+    if config is None:
+        config = _config_from(arguments)
+    else:
+        _refuse_arguments_beside(config, arguments)
+    if awscrt_log_level is not None:
+        _send_awscrt_log_to_stderr(awscrt_log_level)
+    return config
 
 
 def _config_from(arguments: dict[str, Any]) -> ProviderConfig:

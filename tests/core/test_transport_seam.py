@@ -108,10 +108,11 @@ def _imports_awscrt(path: Path) -> bool:
     return False
 
 
-def test_awscrt_is_imported_by_the_transport_and_the_log_module_only() -> None:
+def test_awscrt_is_imported_by_the_transport_log_and_credentials_adapter_only() -> None:
     importers = sorted(
         str(path.relative_to(PACKAGE))
         for path in PACKAGE.rglob("*.py")
         if "emulator" not in path.parts and _imports_awscrt(path)
     )
-    assert importers == ["_crt_log.py", "_transport.py"]
+    # _crt_credentials: awscrt.auth's delegate provider, for awscrt-based AWS clients.
+    assert importers == ["_crt_credentials.py", "_crt_log.py", "_transport.py"]
