@@ -46,7 +46,9 @@ MAX_FILE_SIZE = 16 * 1024 * 1024
 DESCRIPTION = """\
 Write temporary credentials into a profile of the AWS shared credentials file
 (--credentials-file, else $AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials) and keep
-them fresh until stopped (SIGTERM or Ctrl-C), refreshing with half their lifetime left.
+them fresh until stopped (SIGTERM or Ctrl-C), refreshing with half their lifetime left;
+SIGHUP refreshes at once (after a certificate rotation: changed certificate and key files
+are read again before each fetch).
 Only aws_access_key_id, aws_secret_access_key, aws_session_token and aws_expiration of that
 profile change; every other profile, key and comment stays exactly as it was. A file that
 cannot be parsed is never overwritten.
@@ -222,7 +224,8 @@ def run(args: Any) -> int:
 
 
 def _keep_fresh(cache: RefreshingCredentials, path: str, profile: str) -> int:
-    """Write each new set of credentials the refreshing cache gets, until SIGTERM or SIGINT.
+    """Write each new set of credentials the refreshing cache gets, until SIGTERM or SIGINT;
+    SIGHUP has the cache refresh at once.
 
     The cache's background thread fetches and retries (the same schedule as ``serve``); this
     loop only writes. A write that fails (a full disk, a file made unparseable meanwhile) is
@@ -230,14 +233,17 @@ def _keep_fresh(cache: RefreshingCredentials, path: str, profile: str) -> int:
     setup problem and ends the command.
     """
     stop = threading.Event()
+    hangups = _Hangups(cache)
     previous = {
         signum: signal.signal(signum, lambda *_: stop.set())
         for signum in (signal.SIGTERM, signal.SIGINT)
     }
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, hangups.on_signal)
     writer = _Writer(path, profile)
     cache.start()
     try:
         while not stop.is_set():
+            hangups.log()
             credentials = cache.wait_for_change(writer.written, timeout=_POLL)
             if credentials is None:
                 _raise_if_refused(cache.last_error)
@@ -249,6 +255,25 @@ def _keep_fresh(cache: RefreshingCredentials, path: str, profile: str) -> int:
             signal.signal(signum, handler)
     logger.info("Stopped.")
     return 0
+
+
+class _Hangups:
+    """SIGHUP: refresh at once. The handler only sets flags (it may interrupt a lock holder);
+    the writing loop logs it."""
+
+    def __init__(self, cache: RefreshingCredentials) -> None:
+        self._cache = cache
+        self._received = 0
+        self._logged = 0
+
+    def on_signal(self, *_: object) -> None:
+        self._received += 1
+        self._cache.refresh_now()
+
+    def log(self) -> None:
+        if self._logged != self._received:
+            self._logged = self._received
+            logger.info("SIGHUP: refreshing the credentials now.")
 
 
 #: How often the writing loop looks at the stop flag while it waits.
