@@ -32,9 +32,7 @@ class Notifier:
     def __init__(self, address: Optional[str], watchdog_interval: Optional[float] = None) -> None:
         self._address = address
         self.watchdog_interval = watchdog_interval if address else None
-        self._socket: Optional[socket.socket] = None
-        if address:
-            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self._socket: Optional[socket.socket] = None  # opened by the first notify()
         self._failed = False
 
     @classmethod
@@ -48,14 +46,18 @@ class Notifier:
 
     @property
     def enabled(self) -> bool:
-        return self._socket is not None
+        return self._address is not None
 
     def notify(self, *lines: str) -> None:
         """Send ``lines`` as one datagram; a failure is logged once and never raised."""
-        if self._socket is None or self._address is None:
+        if self._address is None:
             return
         message = "\n".join(line.replace("\n", " ") for line in lines).encode()
         try:
+            if self._socket is None:
+                self._socket = socket.socket(
+                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+                )
             self._socket.sendto(message, self._address)
         except OSError as exc:
             if not self._failed:
