@@ -36,6 +36,7 @@ COMMANDS = {
         "write credentials into a profile of ~/.aws/credentials and keep them fresh",
     ),
     "check": ("._check", "diagnose the device's setup step by step and say what to fix"),
+    "wait": ("._wait", "wait until a running `serve` holds credentials (for boot scripts)"),
     "emulator": (
         "",
         "run a local IoT Credential Provider emulator (needs the [emulator] extra)",
