@@ -76,7 +76,7 @@ class AioRefreshingCredentials:
             WrongEventLoopError: awaited from another event loop than the provider's.
             RuntimeError: after :meth:`aclose`.
         """
-        self._bind()
+        self.bind()
         held = self._held
         if held is None or self._schedule.must_wait(held):
             held = await self._refresh(held)
@@ -120,7 +120,7 @@ class AioRefreshingCredentials:
         self._refresher = self._inflight = None
         if self._loop is None or self._loop.is_closed() or not tasks:
             return
-        self._bind()
+        self.bind()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -133,7 +133,7 @@ class AioRefreshingCredentials:
 
     # --- the event loop ----------------------------------------------------------------------
 
-    def _bind(self) -> asyncio.AbstractEventLoop:
+    def bind(self) -> asyncio.AbstractEventLoop:
         """The running loop, which must be this object's (or take over from a closed one)."""
         loop = asyncio.get_running_loop()
         if loop is self._loop:
@@ -168,7 +168,7 @@ class AioRefreshingCredentials:
             self._waiting -= 1
 
     def _start_attempt(self, previous: Optional[_Held], *, early: bool) -> asyncio.Task[_Held]:
-        task = self._bind().create_task(self._attempt(previous))
+        task = self.bind().create_task(self._attempt(previous))
         self._inflight = task
         task.add_done_callback(lambda done: self._attempt_ended(done, previous, early=early))
         return task
@@ -217,7 +217,7 @@ class AioRefreshingCredentials:
 
     def _ensure_refresher(self) -> None:
         if self._background and not self._closed and not self._refresher_alive():
-            self._refresher = self._bind().create_task(self._run())
+            self._refresher = self.bind().create_task(self._run())
 
     async def _run(self) -> None:
         """Refresh at each refresh point, and retry with backoff after failures, until

@@ -159,13 +159,16 @@ class AioBoto3SessionProvider:
     def awscrt_credentials_provider(self) -> Any:
         """An ``awscrt.auth.AwsCredentialsProvider`` serving these sessions' credentials.
 
-        awscrt asks for credentials from its own threads, which wait for this provider's event
-        loop to hand them over (a fetch, if one is due, runs on the loop). Called on the loop's
-        own thread (e.g. ``aws_sign_request`` from a coroutine), it serves the credentials
-        held, which an awaited :meth:`credentials` ``.get()`` beforehand makes sure of.
+        Call it from a coroutine: it binds the provider to the running loop. awscrt asks for
+        credentials from its own threads, which wait for that loop to hand them over (a fetch,
+        if one is due, runs on the loop). Asked on the loop's own thread (``aws_sign_request``
+        called in a coroutine), it serves the credentials held, which an awaited
+        ``provider.credentials.get()`` beforehand makes sure of.
         """
         from .._crt_credentials import crt_credentials_provider  # noqa: PLC0415 - on demand
 
+        if _runs_on_a_loop():
+            self._cache.bind()  # awscrt's threads will ask this loop
         return crt_credentials_provider(self._credentials_for_another_thread)
 
     def _credentials_for_another_thread(self) -> Credentials:
@@ -218,6 +221,14 @@ class AioBoto3SessionProvider:
 
     def __repr__(self) -> str:
         return f"AioBoto3SessionProvider({self._provider!r})"
+
+
+def _runs_on_a_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _runs_on(loop: asyncio.AbstractEventLoop) -> bool:
