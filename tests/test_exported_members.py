@@ -10,10 +10,10 @@ import sys
 import pytest
 
 import awsiot_credentialhelper
-from awsiot_credentialhelper import boto3_session, exceptions
+from awsiot_credentialhelper import aio, boto3_session, exceptions
 
 
-@pytest.mark.parametrize("module", [awsiot_credentialhelper, exceptions, boto3_session])
+@pytest.mark.parametrize("module", [awsiot_credentialhelper, exceptions, boto3_session, aio])
 def test_all_names_exist(module: object) -> None:
     for name in module.__all__:  # type: ignore[attr-defined]
         assert getattr(module, name) is not None, name

@@ -24,9 +24,12 @@ if TYPE_CHECKING:
     from ._pkcs11 import Pkcs11Config
     from ._provider import IotCredentialProvider
     from ._refresh import RefreshingCredentials, RefreshPolicy
+    from .aio import AioBoto3SessionProvider, AioRefreshingCredentials
     from .boto3_session import Boto3SessionProvider
 
 __all__ = [
+    "AioBoto3SessionProvider",
+    "AioRefreshingCredentials",
     "Boto3SessionProvider",
     "Credentials",
     "IotCredentialProvider",
@@ -39,6 +42,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "AioBoto3SessionProvider": ".aio",
+    "AioRefreshingCredentials": ".aio",
     "Boto3SessionProvider": ".boto3_session",
     "Credentials": "._credentials",
     "IotCredentialProvider": "._provider",
