@@ -47,5 +47,5 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[emulator,dev]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[aio,emulator,dev]"
 echo "bootstrap: ready"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the pytest suite (no coverage, two workers) on each Python version given, e.g.
 # `scripts/test-pythons.sh 3.9 3.13`, in a virtualenv of its own (.venv-3.9, .venv-3.13) with
-# ".[emulator,dev]": the oldest and newest supported Pythons, next to `make test` on 3.11.
+# ".[aio,emulator,dev]": the oldest and newest supported Pythons, next to `make test` on 3.11.
 # The system packages come from scripts/bootstrap.sh (`make test-pythons` runs it first).
 # A Python that is not installed is reported loudly and skipped; under CI=true that fails the
 # run, so CI cannot silently lose a version.
@@ -42,7 +42,7 @@ make_venv() {
     fi
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[emulator,dev]"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[aio,emulator,dev]"
         touch "$stamp"
     fi
 }
