@@ -119,10 +119,18 @@ IMDS_MIN_LIFETIME = timedelta(minutes=40)
 
 DESCRIPTION = """\
 Serve temporary credentials to AWS SDKs and the AWS CLI on this device, from memory, refreshed
-in the background well before expiry. Binds to loopback only, and answers only requests whose
+in the background well before expiry. Binds to loopback, and answers only requests whose
 Host is a loopback address or localhost with its port (so web pages cannot reach it through DNS
 rebinding). Prints the `export` lines to use on stdout, then logs each request (method, path,
 status, client) to stderr. Stop it with SIGTERM or Ctrl-C; the token file is then removed.
+SIGHUP refreshes at once (after a certificate rotation: changed certificate and key files are
+read again before each fetch). GET /healthz (200, or 503 with the reason) and GET /metrics
+(Prometheus) need no token. Under systemd (NOTIFY_SOCKET) it sends READY=1 once it holds
+credentials, STATUS= lines, and WATCHDOG=1 pings when WatchdogSec= is set.
+
+Container networks: --host ADDRESS beyond loopback needs --allow-non-loopback and container
+mode; every client still needs the token, and Host must be that IP address (any IP address
+when bound to 0.0.0.0 or ::) with the port, never a name.
 
 --mode container (default): the container-credentials protocol (AWS_CONTAINER_CREDENTIALS_FULL_URI).
   A random 256-bit token is written to a 0600 file; clients send it (botocore reads the file
