@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(PY) bench/fetch.py
 	$(PY) bench/fetch.py --tls12
 	$(PY) bench/refresh.py
+	$(PY) bench/aio.py
 	$(PY) bench/fleet.py
 	$(PY) bench/fleet.py --no-jitter
 	$(PY) bench/emulator.py
