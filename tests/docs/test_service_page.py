@@ -1,0 +1,249 @@
+"""docs/service.md, run: readiness and metrics, a rotation with SIGHUP, the systemd unit (verified
+and its ExecStart run with a real notify socket), and the container files' serve command lines."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .blocks import blocks
+from .conftest import DocDevice
+
+if TYPE_CHECKING:
+    from awsiot_credentialhelper.emulator import Emulator
+
+PAGE = "service.md"
+SCRIPT = str(Path(sys.executable).with_name("awsiot-credentialhelper"))
+
+
+def _profile() -> str:
+    return blocks(PAGE, "ini")[0]
+
+
+def _unit() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.optionxform = str  # type: ignore[assignment,method-assign] # systemd keys are case-sensitive
+    parser.read_string(blocks(PAGE, "ini")[1])
+    return parser
+
+
+def _shell(starting: str) -> str:
+    (found,) = [b for b in blocks(PAGE, "sh") if b.startswith(starting)]
+    return found
+
+
+def _session_names(output: str) -> list[str]:
+    """The session names (certificate ids) of every get-caller-identity document in ``output``."""
+    documents = re.findall(r"^\{\n.*?^\}$", output, re.MULTILINE | re.DOTALL)
+    return [json.loads(document)["Arn"].rsplit("/", 1)[1] for document in documents]
+
+
+def _assert_ok(done: subprocess.CompletedProcess[str]) -> None:
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+
+
+def _files_in_home(doc_device: DocDevice) -> Path:
+    """Copies of the device's files in HOME/iot, standing in for every /etc/iot path."""
+    directory = doc_device.home / "iot"
+    directory.mkdir()
+    device = doc_device.device
+    shutil.copyfile(device.certificate_file, directory / "device.pem.crt")
+    shutil.copyfile(device.private_key_file, directory / "device.pem.key")
+    shutil.copyfile(device.ca_file, directory / "AmazonRootCA1.pem")
+    for example in (
+        "/etc/iot/device.pem.crt",
+        "/etc/iot/device.pem.key",
+        "/etc/iot/AmazonRootCA1.pem",
+    ):
+        del doc_device.values[example]
+    doc_device.values["/etc/iot/"] = f"{directory}/"
+    return directory
+
+
+def test_the_page_has_the_blocks_this_test_runs() -> None:
+    assert len(blocks(PAGE, "sh")) == 2
+    assert len(blocks(PAGE, "ini")) == 2
+    assert "iot_endpoint = c1example.credentials.iot.eu-west-1.amazonaws.com" in _profile()
+
+
+def test_wait_healthz_and_metrics(doc_device: DocDevice) -> None:
+    doc_device.write_config(_profile())
+    done = doc_device.bash(_shell("awsiot-credentialhelper serve --profile device --port 0"))
+    _assert_ok(done)
+    assert _session_names(done.stdout) == [doc_device.device.certificate_id]
+    health = json.loads(next(line for line in done.stdout.splitlines() if '"Healthy"' in line))
+    assert set(health) == {"Code", "Expiration"}
+    assert 'awsiot_credentialhelper_fetches_total{outcome="success"} 1.0' in done.stdout
+
+
+def test_a_rotation_by_rename_and_sighup(doc_device: DocDevice, iot_emulator: Emulator) -> None:
+    rotated = iot_emulator.add_certificate(doc_device.device)
+    _files_in_home(doc_device)
+    doc_device.write_config(_profile())
+    shutil.copyfile(rotated.certificate_file, doc_device.home / "new.pem.crt")
+    shutil.copyfile(rotated.private_key_file, doc_device.home / "new.pem.key")
+    serve = _shell("awsiot-credentialhelper serve --profile device --port 0")
+    rotate = _shell("install -m 0644 new.pem.crt")
+    # The page's kill line names serve by pidof; here it is this script's own serve.
+    rotate = rotate.replace('"$(pidof -s awsiot-credentialhelper)"', "$serve_pid")
+    assert "$serve_pid" in rotate
+    served = (
+        'curl -s -H "Authorization: $(cat "$AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")" '
+        '"$AWS_CONTAINER_CREDENTIALS_FULL_URI"'
+    )
+    script = (
+        serve.replace("> iot-credentials.env &", "> iot-credentials.env & serve_pid=$!")
+        + f"before=$({served})\n"
+        + rotate
+        + f'until [ "$({served})" != "$before" ]; do sleep 0.1; done\n'
+        + "aws sts get-caller-identity --region eu-west-1\n"
+    )
+    done = doc_device.bash(script)
+    _assert_ok(done)
+    assert _session_names(done.stdout) == [
+        doc_device.device.certificate_id,
+        rotated.certificate_id,
+    ]
+
+
+# --- systemd --------------------------------------------------------------------------------
+
+
+def test_the_unit_is_a_hardened_notify_service_that_systemd_accepts(tmp_path: Path) -> None:
+    unit = _unit()
+    service = unit["Service"]
+    assert service["Type"] == "notify"
+    assert service["Restart"] == "on-failure"
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert int(service["WatchdogSec"]) > 0
+    for option in ("NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp"):
+        assert option in service, option
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("no systemd-analyze here: the unit's command line is still run below")
+    text = blocks(PAGE, "ini")[1].replace("/usr/local/bin/awsiot-credentialhelper", SCRIPT)
+    path = tmp_path / "awsiot-credentialhelper.service"
+    path.write_text(text)
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "awsiot-credentialhelper.service" not in done.stderr, done.stderr
+
+
+def test_the_units_command_line_notifies_systemd_and_reloads(doc_device: DocDevice) -> None:
+    service = _unit()["Service"]
+    config = doc_device.home / "aws-config"
+    config.write_text(doc_device.substitute(_profile()))
+    run_dir = doc_device.home / "run" / "awsiot-credentialhelper"  # RuntimeDirectory=
+    run_dir.mkdir(mode=0o750)
+    argv = shlex.split(service["ExecStart"])
+    assert argv[0] == "/usr/local/bin/awsiot-credentialhelper"
+    token_file = run_dir / "serve.token"
+    argv = [SCRIPT, *(_local(arg, token_file) for arg in argv[1:])]
+    name, _, value = service["Environment"].partition("=")
+    assert (name, value) == ("AWS_CONFIG_FILE", "/etc/iot/aws-config")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(doc_device.home / "notify.sock"))
+    notify.settimeout(30)
+    environ = {
+        **doc_device.env,
+        name: str(config),
+        "NOTIFY_SOCKET": str(doc_device.home / "notify.sock"),
+        "WATCHDOG_USEC": str(int(service["WatchdogSec"]) * 1_000_000),
+    }
+    process = subprocess.Popen(
+        argv, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        received = _until(notify, "READY=1")
+        assert "WATCHDOG=1" in received
+        health = subprocess.run(
+            [SCRIPT, "wait", "--url", _url(process), "--timeout", "10"],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert health.returncode == 0, health.stderr
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        process.send_signal(signal.SIGHUP)  # ExecReload
+        time.sleep(0.2)
+        assert process.poll() is None, "reload keeps it running"
+        process.send_signal(signal.SIGTERM)
+        assert "STOPPING=1" in _until(notify, "STOPPING=1")
+        _, err = process.communicate(timeout=30)
+    finally:
+        notify.close()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "SIGHUP" in err
+
+
+def _local(argument: str, token_file: Path) -> str:
+    """The unit's paths and port, made local to the test (port 0: any free one)."""
+    if argument == "9911":
+        return "0"
+    if argument == "/run/awsiot-credentialhelper/serve.token":
+        return str(token_file)
+    return argument
+
+
+def _url(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    prefix = "export AWS_CONTAINER_CREDENTIALS_FULL_URI="
+    assert line.startswith(prefix), line
+    return line[len(prefix) :].strip()
+
+
+def _until(notify: socket.socket, wanted: str) -> list[str]:
+    """Datagrams' lines until one is ``wanted``."""
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    while wanted not in lines:
+        assert time.monotonic() < deadline, f"no {wanted}: {lines}"
+        lines += notify.recv(4096).decode().split("\n")
+    return lines
+
+
+# --- container files ------------------------------------------------------------------------
+
+
+def _serve_lines(text: str) -> list[str]:
+    return re.findall(r"awsiot-credentialhelper serve [^\n\"&]*", text)
+
+
+def test_the_container_files_use_the_flags_and_lines_tested_in_a_namespace() -> None:
+    """Docker and Compose give serve the same flags; their clients the same two lines."""
+    docker, compose, kubernetes = (
+        *[b for b in blocks(PAGE, "sh", with_unrun=True) if b.startswith("docker network")],
+        *blocks(PAGE, "yaml", with_unrun=True),
+    )
+    flags = "--host 169.254.170.2 --allow-non-loopback --port 9911"
+    for text in (docker, compose):
+        (line,) = _serve_lines(text)
+        assert flags in line, line
+        assert "http://169.254.170.2:9911/credentials" in text
+    assert "--allow-non-loopback" not in kubernetes, "a pod shares loopback"
+    assert "http://127.0.0.1:9911/credentials" in kubernetes
+    assert os.path.basename(SCRIPT) in kubernetes
