@@ -18,6 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import trustme
+from botocore.credentials import ContainerProvider
+from botocore.exceptions import CredentialRetrievalError
+
+from tests.netns import SERVER_ADDRESS, created_namespace
+from tests.servers import DeviceFiles, Reply, TlsServer, credentials_body, wait_until
 
 from .blocks import blocks
 from .conftest import DocDevice
@@ -229,21 +235,134 @@ def _until(notify: socket.socket, wanted: str) -> list[str]:
 # --- container files ------------------------------------------------------------------------
 
 
-def _serve_lines(text: str) -> list[str]:
-    return re.findall(r"awsiot-credentialhelper serve [^\n\"&]*", text)
+def _serve_line(text: str) -> list[str]:
+    """The arguments of the one ``awsiot-credentialhelper serve`` command in ``text``."""
+    (line,) = re.findall(r"awsiot-credentialhelper (serve [^\n\"&]*)", text)
+    return shlex.split(line)
 
 
-def test_the_container_files_use_the_flags_and_lines_tested_in_a_namespace() -> None:
-    """Docker and Compose give serve the same flags; their clients the same two lines."""
-    docker, compose, kubernetes = (
-        *[b for b in blocks(PAGE, "sh", with_unrun=True) if b.startswith("docker network")],
-        *blocks(PAGE, "yaml", with_unrun=True),
+def _environment_lines(text: str) -> dict[str, str]:
+    """``-e NAME=value`` (docker run) or ``NAME: value`` (compose) lines of AWS_ variables."""
+    pairs = re.findall(r"(AWS_CONTAINER_[A-Z_]+)(?:=|: )(\S+)", text)
+    return dict(pairs)
+
+
+def _container_blocks() -> tuple[str, str, str]:
+    (docker,) = [b for b in blocks(PAGE, "sh", with_unrun=True) if b.startswith("docker network")]
+    compose, kubernetes = blocks(PAGE, "yaml", with_unrun=True)
+    return docker, compose, kubernetes
+
+
+def test_the_docker_lines_serve_a_container_network_inside_a_namespace(
+    ca: trustme.CA, device: DeviceFiles, ca_file: str, tmp_path: Path
+) -> None:
+    docker, compose, _ = _container_blocks()
+    arguments = _serve_line(docker)
+    assert _serve_line(compose) == [
+        a.replace("/run/awsiot-credentialhelper/", "/run/iot/") for a in arguments
+    ], "Compose runs serve with the same flags"
+    client = _environment_lines(docker)
+    assert _environment_lines(compose.split("application:")[1]) == client
+    token_file = tmp_path / "serve.token"
+    local = {"9911": "0", "/run/awsiot-credentialhelper/serve.token": str(token_file)}
+    arguments = [local.get(argument, argument) for argument in arguments]
+    with created_namespace() as namespace:
+        endpoint = namespace.run(lambda: TlsServer(ca, default=Reply(body=credentials_body())))
+        with endpoint:
+            config = tmp_path / "aws-config"
+            config.write_text(
+                "[profile device]\n"
+                f"iot_endpoint = {endpoint.endpoint}\n"
+                "iot_role_alias = test-alias\n"
+                f"iot_certificate = {device.certificate_file}\n"
+                f"iot_private_key = {device.private_key_file}\n"
+                f"iot_ca = {ca_file}\n"
+            )
+            environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AWSIOT_"))}
+            process = subprocess.Popen(
+                ["ip", "netns", "exec", namespace.name, SCRIPT, *arguments],
+                env={**environ, "AWS_CONFIG_FILE": str(config)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                port = _url(process).split(":")[2].split("/")[0]
+                # What the application container gets: the page's lines, its port this one's,
+                # and the token file mounted where the page mounts it (here: in place).
+                environ = {
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI": client[
+                        "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+                    ].replace(":9911/", f":{port}/"),
+                    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token_file),
+                }
+                assert client["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == "/run/iot/serve.token"
+                wait_until(token_file.exists, what="the token file")
+                frozen = namespace.run(lambda: _fetch_with_botocore(environ))
+                assert frozen == "ASIATEST"
+            finally:
+                process.send_signal(signal.SIGTERM)
+                _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert f"Listening on {SERVER_ADDRESS}, which is not a loopback address" in err
+
+
+def _fetch_with_botocore(environ: dict[str, str]) -> str:
+    """botocore's container provider, polling while serve has no credentials yet (503)."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            loaded = ContainerProvider(environ=environ).load()
+            assert loaded is not None
+            return str(loaded.get_frozen_credentials().access_key)
+        except CredentialRetrievalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_the_kubernetes_sidecar_args_probe_and_environment(doc_device: DocDevice) -> None:
+    yaml = pytest.importorskip("yaml")
+    _, _, kubernetes = _container_blocks()
+    pod = yaml.safe_load(kubernetes)
+    (sidecar,) = pod["spec"]["initContainers"]
+    (application,) = pod["spec"]["containers"]
+    assert sidecar["restartPolicy"] == "Always", "a native sidecar"
+    assert "--allow-non-loopback" not in sidecar["args"], "a pod's containers share loopback"
+    # The pod's paths, made local: the config, and the token volume both containers mount.
+    config = doc_device.home / "aws-config"
+    config.write_text(doc_device.substitute(_profile()))
+    token_dir = doc_device.home / "run" / "iot"
+    token_dir.mkdir()
+    local = {"9911": "0", "/run/iot/serve.token": str(token_dir / "serve.token")}
+    (setting,) = sidecar["env"]
+    assert (setting["name"], setting["value"]) == ("AWS_CONFIG_FILE", "/etc/iot/aws-config")
+    process = subprocess.Popen(
+        [SCRIPT, *(local.get(str(argument), str(argument)) for argument in sidecar["args"])],
+        env={**doc_device.env, "AWS_CONFIG_FILE": str(config)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    flags = "--host 169.254.170.2 --allow-non-loopback --port 9911"
-    for text in (docker, compose):
-        (line,) = _serve_lines(text)
-        assert flags in line, line
-        assert "http://169.254.170.2:9911/credentials" in text
-    assert "--allow-non-loopback" not in kubernetes, "a pod shares loopback"
-    assert "http://127.0.0.1:9911/credentials" in kubernetes
-    assert os.path.basename(SCRIPT) in kubernetes
+    try:
+        port = _url(process).split(":")[2].split("/")[0]
+        probe = [
+            SCRIPT if part == "awsiot-credentialhelper" else part.replace(":9911", f":{port}")
+            for part in sidecar["startupProbe"]["exec"]["command"]
+        ]
+
+        def probe_passes() -> bool:  # the kubelet runs it every periodSeconds
+            done = subprocess.run(probe, capture_output=True, timeout=30, check=False)
+            return done.returncode == 0
+
+        wait_until(probe_passes, interval=0.2, what="the startup probe to pass")
+        environ = {
+            item["name"]: local.get(item["value"], item["value"]).replace(":9911/", f":{port}/")
+            for item in application["env"]
+        }
+        assert environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"].startswith("http://127.0.0.1:")
+        assert _fetch_with_botocore(environ).startswith("ASIA")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
