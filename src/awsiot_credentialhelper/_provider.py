@@ -230,6 +230,12 @@ class IotCredentialProvider:
         logger.info("The certificate and key files were replaced: the new pair is in use.")
 
     @property
+    def rotation_retry_due(self) -> bool:
+        """Whether certificate and key files refused at a fetch (a rotation half done) have
+        changed since: a fetch now would try them. ``serve`` and ``update`` poll this."""
+        return self._files is not None and self._files.retry_due()
+
+    @property
     def certificate(self) -> x509.Certificate:
         """The device certificate, parsed by ``cryptography`` when first asked for."""
         return load_certificate(self._certificate_pem)

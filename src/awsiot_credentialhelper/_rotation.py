@@ -8,7 +8,9 @@ changed (device, inode, size, modification time), so an unchanged pair costs no 
 A rotation can be seen half done: the certificate renamed, the key not yet. The provider then
 keeps the pair it has and calls :meth:`FileWatch.rejected`; the same files are tried again
 only after :data:`RETRY_DELAY` (or at once when they change again), and the reason is logged
-once per state of the files, not on every fetch.
+once per state of the files, not on every fetch. ``serve`` and ``update`` look at
+:meth:`FileWatch.retry_due` every couple of seconds while a rotation is pending, and refresh
+as soon as the files change again, rather than at the next scheduled refresh.
 """
 
 from __future__ import annotations
@@ -116,3 +118,9 @@ class FileWatch:
     def rotation_pending(self) -> bool:
         """Whether changed files were refused and are still waiting to be usable."""
         return self._rejected is not None
+
+    def retry_due(self) -> bool:
+        """Whether refused files have changed since: worth a fetch now. Two ``stat`` calls
+        while a rotation is pending; none otherwise."""
+        rejected = self._rejected
+        return rejected is not None and self.snapshot() != rejected

@@ -59,7 +59,7 @@ def _certificate_behind(credentials: dict[str, str], device: Device) -> str:
     return str(sts.get_caller_identity()["Arn"].rsplit("/", 1)[1])
 
 
-def test_serve_switches_to_a_rotated_certificate_on_sighup(
+def test_serve_switches_to_a_rotated_certificate_on_sighup_and_finishes_a_half_rotation(
     cli: Cli, iot_emulator: Emulator, iot_device: Device, tmp_path: Path
 ) -> None:
     rotated = iot_emulator.add_certificate(iot_device)
@@ -94,10 +94,12 @@ def test_serve_switches_to_a_rotated_certificate_on_sighup(
         )
         assert _certificate_behind(served(), iot_device) == iot_device.certificate_id
 
-        live.install(rotated)  # the rotation completes
-        process.send_signal(signal.SIGHUP)
+        # The rotation completes, with no second signal: serve sees the refused files change
+        # again and refreshes within seconds, not at the next scheduled refresh.
+        live.install(rotated)
         wait_until(
             lambda: _certificate_behind(served(), iot_device) == rotated.certificate_id,
+            interval=0.2,
             what="credentials of the rotated certificate",
         )
         assert process.poll() is None, "serve keeps running"
@@ -105,6 +107,7 @@ def test_serve_switches_to_a_rotated_certificate_on_sighup(
     assert process.returncode == 0, err
     assert err.count("the new files cannot be used yet") == 1, err
     assert "the new pair is in use" in err
+    assert "The certificate or key file changed again: refreshing now." in err
     assert rotated.private_key_pem.strip().splitlines()[1] not in err
     used = [record.certificate_id for record in iot_emulator.requests()]
     assert used[:2] == [iot_device.certificate_id] * 2, "before and after the half rotation"

@@ -130,11 +130,13 @@ def test_the_watch_retries_refused_files_after_the_delay_or_a_change(tmp_path: P
     assert snapshot is not None
     watch.rejected(snapshot, ValueError("mismatch"))
     assert [watch.rotation_pending] == [True]  # (a list: mypy would narrow the property)
+    assert not watch.retry_due(), "nothing changed since they were refused"
     assert watch.pending() is None, "the same refused files wait for the delay"
     now[0] = 2.5
     assert watch.pending() == snapshot
     watch.rejected(snapshot, ValueError("mismatch"))
     _replace(path, b"three")
+    assert watch.retry_due()
     changed = watch.pending()
     assert changed is not None
     assert changed != snapshot, "changed files are tried at once"

@@ -1033,7 +1033,9 @@ def run(args: Any) -> int:
         source.start()
         cleanup.callback(source.stop)
         _print_exports(server, token_file)
-        _serve_until_signalled(server, stop, notifier)
+        _serve_until_signalled(
+            server, stop, notifier, rotation_due=lambda: provider.rotation_retry_due
+        )
     logger.info("Stopped.")
     return 0
 
@@ -1119,7 +1121,11 @@ class _StopSignal:
 
 
 def _serve_until_signalled(
-    server: CredentialsServer, stop: _StopSignal, notifier: Optional[Notifier] = None
+    server: CredentialsServer,
+    stop: _StopSignal,
+    notifier: Optional[Notifier] = None,
+    *,
+    rotation_due: Optional[Callable[[], bool]] = None,
 ) -> None:
     """Run the event loop in this (the main) thread until SIGTERM or SIGINT."""
     # The refresh thread holds the GIL in bursts (TLS, PEM); hand it back to the event loop
@@ -1129,14 +1135,19 @@ def _serve_until_signalled(
     # it out of the garbage collector's full passes, which otherwise stall answers by ~10 ms.
     gc.collect()
     gc.freeze()
-    asyncio.run(_serve_until_stopped(server, stop, notifier or Notifier(None)))
+    asyncio.run(_serve_until_stopped(server, stop, notifier or Notifier(None), rotation_due))
 
 
 async def _serve_until_stopped(
-    server: CredentialsServer, stop: _StopSignal, notifier: Notifier
+    server: CredentialsServer,
+    stop: _StopSignal,
+    notifier: Notifier,
+    rotation_due: Optional[Callable[[], bool]] = None,
 ) -> None:
     stopped = stop.event()
     tasks = []
+    if rotation_due is not None:
+        tasks.append(asyncio.ensure_future(_finish_rotations(rotation_due, server.source)))
     if notifier.enabled:
         tasks.append(asyncio.ensure_future(_report_to_systemd(server.source, notifier)))
         tasks.append(asyncio.ensure_future(_announce_stop(stopped, notifier)))
@@ -1145,6 +1156,21 @@ async def _serve_until_stopped(
     finally:
         for task in tasks:
             task.cancel()
+
+
+#: How often a half-done certificate rotation is looked at again (two ``stat`` calls, and only
+#: while one is pending).
+ROTATION_POLL = 2.0
+
+
+async def _finish_rotations(rotation_due: Callable[[], bool], source: CredentialSource) -> None:
+    """Refresh as soon as refused certificate and key files change again (the rotation tool
+    finished), instead of at the next scheduled refresh."""
+    while True:
+        await asyncio.sleep(ROTATION_POLL)
+        if rotation_due():
+            logger.info("The certificate or key file changed again: refreshing now.")
+            source.refresh_now()
 
 
 #: How often systemd's view of the server is brought up to date (READY=1, STATUS=).

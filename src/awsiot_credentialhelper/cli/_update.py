@@ -13,7 +13,7 @@ import random
 import signal
 import stat
 import threading
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .._clock import utcnow
 from .._credentials import Credentials, format_expiration
@@ -220,12 +220,24 @@ def run(args: Any) -> int:
             write_credentials(path, profile, credentials)
             _log_written(credentials, profile, path)
             return 0
-        return _keep_fresh(RefreshingCredentials(provider.fetch, clock=utcnow), path, profile)
+        return _keep_fresh(
+            RefreshingCredentials(provider.fetch, clock=utcnow),
+            path,
+            profile,
+            rotation_due=lambda: provider.rotation_retry_due,
+        )
 
 
-def _keep_fresh(cache: RefreshingCredentials, path: str, profile: str) -> int:
+def _keep_fresh(
+    cache: RefreshingCredentials,
+    path: str,
+    profile: str,
+    *,
+    rotation_due: Optional[Callable[[], bool]] = None,
+) -> int:
     """Write each new set of credentials the refreshing cache gets, until SIGTERM or SIGINT;
-    SIGHUP has the cache refresh at once.
+    SIGHUP has the cache refresh at once, and so do certificate and key files refused at a
+    fetch (a rotation half done) once they change again.
 
     The cache's background thread fetches and retries (the same schedule as ``serve``); this
     loop only writes. A write that fails (a full disk, a file made unparseable meanwhile) is
@@ -244,6 +256,9 @@ def _keep_fresh(cache: RefreshingCredentials, path: str, profile: str) -> int:
     try:
         while not stop.is_set():
             hangups.log()
+            if rotation_due is not None and rotation_due():
+                logger.info("The certificate or key file changed again: refreshing now.")
+                cache.refresh_now()
             credentials = cache.wait_for_change(writer.written, timeout=_POLL)
             if credentials is None:
                 _raise_if_refused(cache.last_error)
