@@ -99,6 +99,11 @@ class AioRefreshingCredentials:
         return held.credentials
 
     @property
+    def refreshing(self) -> bool:
+        """Whether a fetch is in flight now."""
+        return self._inflight is not None and not self._inflight.done()
+
+    @property
     def loop(self) -> Optional[asyncio.AbstractEventLoop]:
         """The event loop these credentials are bound to (``None`` until first used)."""
         return self._loop
