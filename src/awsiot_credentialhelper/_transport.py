@@ -1,9 +1,12 @@
 """The one seam to the network: awscrt resources, one mTLS connection per request, error mapping.
 
-Every use of awscrt but its log (``_crt_log``) is here: TLS options for each kind of key
+Every use of awscrt but its log (``_crt_log``) and the credentials provider it hands to
+awscrt-based AWS clients (``_crt_credentials``) is here: TLS options for each kind of key
 (:func:`tls_options`), PKCS#11 modules (:func:`load_pkcs11_module`), the TLS context, awscrt's
 error names (:func:`crt_error_name`) and the connection. The provider sees only the small
-:class:`Transport` protocol, which :class:`CrtTransport` implements.
+:class:`Transport` protocol (and :class:`AsyncTransport` for asyncio), which
+:class:`CrtTransport` implements both of: ``send_async`` awaits the same awscrt futures that
+``send`` blocks on, bridged onto the event loop, so asyncio code needs no thread pool.
 
 A :class:`CrtTransport` owns its event loop group, host resolver, bootstrap and TLS context for
 its whole life and reuses them for every request; each request opens a connection, sends one GET,
