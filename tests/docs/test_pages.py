@@ -3,6 +3,8 @@ error class and ``check`` step has its troubleshooting entry, and the reference 
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from pathlib import Path
 
@@ -47,8 +49,16 @@ def run_by(text: str) -> list[str]:
 
 def error_classes() -> list[type[CredentialHelperError]]:
     """Every class of our error tree, including subclasses defined outside ``exceptions``."""
-    import awsiot_credentialhelper.cli  # noqa: F401, PLC0415 - import the CLI's classes too
-
+    for module in pkgutil.walk_packages(
+        awsiot_credentialhelper.__path__, "awsiot_credentialhelper."
+    ):
+        if module.name.endswith("__main__"):
+            continue
+        try:
+            importlib.import_module(module.name)  # so that classes defined anywhere are found
+        except ModuleNotFoundError as missing:  # an optional extra that is not installed
+            if (missing.name or "").startswith("awsiot_credentialhelper"):
+                raise
     found: list[type[CredentialHelperError]] = []
     pending: list[type[CredentialHelperError]] = [CredentialHelperError]
     while pending:
