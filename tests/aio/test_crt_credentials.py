@@ -103,3 +103,20 @@ def test_a_refusal_fails_the_signing(
         sync_provider.awscrt_credentials_provider(), iot_device.aws_endpoint_url
     )
     assert arn == assumed_role_arn(iot_device)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_on_the_loop_s_own_thread_the_held_credentials_are_served(
+    make_aio_provider: AioProviderFactory, iot_device: Device, iot_emulator: Emulator
+) -> None:
+    async def scenario() -> str:
+        async with make_aio_provider() as provider:
+            crt_provider = provider.awscrt_credentials_provider()
+            # Nothing held yet, and this thread cannot wait for the loop it runs: refused.
+            with pytest.raises(RuntimeError, match="DELEGATE_FAILURE"):
+                caller_arn_signed_by(crt_provider, iot_device.aws_endpoint_url)
+            await provider.credentials.get()
+            return caller_arn_signed_by(crt_provider, iot_device.aws_endpoint_url)
+
+    assert asyncio.run(scenario()) == assumed_role_arn(iot_device)
+    assert iot_emulator.stats().by_outcome == {"SUCCESS": 1}

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from awsiot_credentialhelper import RefreshPolicy
+from awsiot_credentialhelper import IotCredentialProvider, RefreshPolicy
 from awsiot_credentialhelper import exceptions as errors
 from awsiot_credentialhelper.boto3_session import Boto3SessionProvider
 from awsiot_credentialhelper.emulator import Device, Emulator
@@ -132,3 +132,45 @@ def test_get_session_refuses_two_different_regions(
     with pytest.raises(errors.ConflictingOptionsError, match="region="):
         provider.get_session("us-east-1", region_name="eu-west-1")
     assert provider.get_session(region="eu-west-1").get_config_variable("region") == "eu-west-1"
+
+
+def test_the_session_credentials_show_what_is_held(
+    make_aio_provider: AioProviderFactory, iot_emulator: Emulator
+) -> None:
+    async def scenario() -> tuple[object, ...]:
+        async with make_aio_provider() as provider:
+            credentials = await provider.get_session(region_name="us-east-1").get_credentials()
+            before = (credentials.access_key, credentials.refresh_needed())
+            frozen = await credentials.get_frozen_credentials()
+            held = await provider.credentials.get()
+            return (
+                *before,
+                frozen.access_key == held.access_key_id == credentials.access_key,
+                await credentials.get_secret_key() == held.secret_access_key,
+                await credentials.get_token() == held.session_token,
+                credentials.refresh_needed(),
+                "Secret" not in repr(credentials) and held.session_token not in repr(credentials),
+            )
+
+    assert asyncio.run(scenario()) == (None, True, True, True, True, False, True)
+    assert iot_emulator.stats().by_outcome == {"SUCCESS": 1}
+
+
+def test_fetch_async_needs_a_transport_with_send_async(
+    make_aio_provider: AioProviderFactory,
+) -> None:
+    class SyncOnly:
+        def send(self, request: object, *, timeout: float) -> object:
+            raise AssertionError("not called")
+
+        def close(self) -> None:
+            pass
+
+    provider = IotCredentialProvider.from_config(
+        make_aio_provider().provider.config,
+        transport=SyncOnly(),  # type: ignore[arg-type]
+    )
+    with pytest.raises(errors.ConfigurationError, match="send_async") as caught:
+        asyncio.run(provider.fetch_async())
+    assert caught.value.setting == "transport"
+    provider.close()
