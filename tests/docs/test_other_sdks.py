@@ -35,7 +35,7 @@ def _assert_ok(done: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_the_page_has_the_blocks_this_test_runs() -> None:
-    assert len(blocks(PAGE, "sh")) == 5
+    assert len(blocks(PAGE, "sh")) == 6
     assert "credential_process = awsiot-credentialhelper credential-process" in _profile()
 
 
