@@ -87,7 +87,8 @@ class IotCredentialProvider:
         transport: Sends each request instead of the awscrt transport the provider would build
             from the certificate, key, CA, ``verify_peer`` and proxy (the files are still
             checked); anything with ``send(request, *, timeout)`` and ``close()`` (see
-            ``_transport.Transport``). The provider closes it.
+            ``_transport.Transport``), and ``send_async`` for :meth:`fetch_async` (see
+            ``_transport.AsyncTransport``). The provider closes it.
 
     Attributes:
         config: The :class:`ProviderConfig` this provider was built from.
