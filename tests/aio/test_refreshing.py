@@ -154,3 +154,26 @@ def test_another_open_event_loop_gets_a_clear_error(
     finally:
         first_loop.close()
     assert isinstance(errors.WrongEventLoopError("x"), RuntimeError)
+
+
+def test_1000_callers_in_the_advisory_window_get_the_current_credentials_and_one_fetch(
+    make_aio_provider: AioProviderFactory, iot_emulator: Emulator
+) -> None:
+    clock = FakeClock()
+    provider = make_aio_provider(clock=clock, refresh_in_background=False)
+
+    async def scenario() -> tuple[str, set[str], str]:
+        async with provider:
+            first = (await provider.credentials.get()).access_key_id
+            # 400 s left of 3600: past any refresh point drawn (600-1800 s left), outside the
+            # mandatory margin (300 s), so callers need not wait.
+            clock.advance(3200)
+            iot_emulator.controls.latency = 0.2
+            got = await asyncio.gather(*(provider.credentials.get() for _ in range(1000)))
+            await poll(lambda: not provider.credentials.refreshing)
+            return first, {c.access_key_id for c in got}, provider.credentials.current.access_key_id  # type: ignore[union-attr]
+
+    first, during, after = asyncio.run(scenario())
+    assert during == {first}  # nobody waited
+    assert after != first
+    assert iot_emulator.stats().by_outcome == {"SUCCESS": 2}

@@ -74,14 +74,14 @@ class AioRefreshingCredentials:
         Raises:
             CredentialHelperError: a refresh that had to succeed failed.
             WrongEventLoopError: awaited from another event loop than the provider's.
-            RuntimeError: after :meth:`aclose`.
+            RuntimeError: after :meth:`aclose`, when a fetch is needed.
         """
         self.bind()
         held = self._held
         if held is None or self._schedule.must_wait(held):
             held = await self._refresh(held)
         elif self._schedule.may_refresh(held) and not self._refresher_alive():
-            self._start_attempt(held, early=True)  # the others go on with valid credentials
+            self._refresh_early(held)
         self._ensure_refresher()
         return held.credentials
 
@@ -171,6 +171,11 @@ class AioRefreshingCredentials:
             raise
         finally:
             self._waiting -= 1
+
+    def _refresh_early(self, held: _Held) -> None:
+        """One fetch, if none is in flight; callers go on with the still-valid credentials."""
+        if not self._closed and not self.refreshing:
+            self._start_attempt(held, early=True)
 
     def _start_attempt(self, previous: Optional[_Held], *, early: bool) -> asyncio.Task[_Held]:
         task = self.bind().create_task(self._attempt(previous))
