@@ -1,5 +1,6 @@
-"""Run a page's blocks as a user would: in a sealed HOME, against the emulator and moto, with
-the page's example values replaced by the emulator device's."""
+"""Run a page's blocks as a user would: in a sealed HOME (the CLI tests' environment, see
+``tests.cli.conftest.Cli``), against the emulator and moto, with the page's example values
+replaced by the emulator device's."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from typing import Callable, Optional
 import pytest
 
 from awsiot_credentialhelper.emulator import Device, Emulator
+from tests.cli.conftest import Cli
 
 #: The example device every page uses, longest first so that no value is replaced inside another.
 EXAMPLE_ENDPOINT = "c1example.credentials.iot.eu-west-1.amazonaws.com"
-_DROPPED_PREFIXES = ("AWSIOT_", "AWS_", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
 #: No block may run longer than this; then its whole process group is killed.
 RUN_TIMEOUT = 60.0
 
@@ -41,19 +42,14 @@ class DocDevice:
         (home / ".aws").mkdir(mode=0o700)
         (home / "run").mkdir(mode=0o700)
         bin_dir = str(Path(sys.executable).parent)  # the console script and `aws`
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.upper().startswith(_DROPPED_PREFIXES)},
-            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-            "HOME": str(home),
-            "XDG_CACHE_HOME": str(home / ".cache"),
-            "XDG_RUNTIME_DIR": str(home / "run"),
-            "AWS_CONFIG_FILE": str(home / ".aws" / "config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(home / ".aws" / "credentials"),
-            "AWS_ENDPOINT_URL": device.aws_endpoint_url,  # AWS calls go to moto
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
-        for key in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "XDG_CONFIG_HOME"):
-            self.env.pop(key, None)
+        self.env = Cli(home).environment(
+            {
+                "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+                "XDG_CACHE_HOME": str(home / ".cache"),
+                "XDG_RUNTIME_DIR": str(home / "run"),
+                "AWS_ENDPOINT_URL": device.aws_endpoint_url,  # AWS calls go to moto
+            }
+        )
 
     @property
     def arn_prefix(self) -> str:
