@@ -29,7 +29,7 @@ from ._pem import (
 from ._protocol import Response, build_request, parse_response
 from ._proxy import ProxySettings, proxy_from_environment
 from ._retry import RetryPolicy
-from ._rotation import FileWatch
+from ._rotation import FileWatch, Snapshot
 from ._transport import CrtTransport, Transport, build_tls_context
 from ._version import __version__
 from .exceptions import (
@@ -167,6 +167,7 @@ class IotCredentialProvider:
         self._clock = clock
         # Only a transport built here is rebuilt when the files are rotated.
         self._files = _file_watch(config) if transport is None else None
+        self._rotation_lock = threading.Lock()  # one reload at a time, whoever fetches
         self._certificate_pem, self._certificate_dates, self.key = self._load_pair()
         check_validity(self._certificate_dates, clock())
         with _about("ca"):
@@ -215,9 +216,14 @@ class IotCredentialProvider:
         new transport; a new pair that does not load or match keeps the old one, and is read
         again shortly (see ``_rotation``). Never fetches with a mismatched pair."""
         files = self._files
-        snapshot = files.pending() if files is not None else None
-        if files is None or snapshot is None:
+        if files is None or files.pending() is None:  # the usual case: two stat calls
             return
+        with self._rotation_lock:
+            snapshot = files.pending()  # another fetch may have reloaded meanwhile
+            if snapshot is not None:
+                self._reload(files, snapshot)
+
+    def _reload(self, files: FileWatch, snapshot: Snapshot) -> None:
         try:
             certificate_pem, dates, key = self._load_pair()
             transport = self._crt_transport(certificate_pem, key)
