@@ -135,6 +135,24 @@ assert d['Version'] == 1 and d['AccessKeyId'].startswith('ASIA'), 'not credentia
     echo "test-wheel: Python $python_version: the wheel installs, runs and fetches credentials"
 }
 
+# The sdist carries the tests and the documentation: every tracked file of tests/ and docs/,
+# and the site builds from it alone (--strict).
+check_sdist() {
+    local sdists=(dist/*.tar.gz) unpacked="$scratch/sdist"
+    mkdir -p "$unpacked"
+    tar -xzf "${sdists[0]}" -C "$unpacked" --strip-components=1
+    if git rev-parse --git-dir >/dev/null 2>&1; then
+        local file
+        while IFS= read -r file; do
+            [ -f "$unpacked/$file" ] || { echo "test-wheel: the sdist lacks $file" >&2; exit 1; }
+        done < <(git ls-files tests docs mkdocs.yml)
+    fi
+    (cd "$unpacked" && NO_MKDOCS_2_WARNING=1 "$OLDPWD/.venv/bin/mkdocs" build --strict --quiet \
+        --site-dir "$scratch/site") || { echo "test-wheel: the site does not build from the sdist" >&2; exit 1; }
+    echo "test-wheel: the sdist holds the tests and docs, and its site builds"
+}
+check_sdist
+
 passed=()
 absent=()
 for python_version in "$@"; do
