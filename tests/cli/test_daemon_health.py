@@ -118,3 +118,20 @@ def test_healthz_and_metrics_keep_the_host_rule(refused_serve: Serving) -> None:
             refused_serve.base, path=path, headers={"Host": f"attacker.example:{port}"}
         )
         assert status == 403, path
+
+
+def test_imds_mode_answers_healthz_without_its_token(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    with cli.background("serve", "--mode", "imds", "--port", "0", *flags) as process:
+        url = _exports(Lines(process), 1)["AWS_EC2_METADATA_SERVICE_ENDPOINT"].rstrip("/")
+        wait_until(lambda: _request(url, path="/healthz")[0] == 200, what="healthy")
+        status, body = _request(url, path="/metrics")
+        assert status == 200
+        assert b'awsiot_credentialhelper_fetches_total{outcome="success"} 1.0' in body
+        waited = cli.run("wait", "--timeout", "5", env={"AWS_EC2_METADATA_SERVICE_ENDPOINT": url})
+        assert waited.returncode == 0, waited.stderr
+        credentials = "/latest/meta-data/iam/security-credentials/test-alias"
+        assert _request(url, path=credentials)[0] == 401, "credentials still need a token"
+        stop(process)
+    assert process.returncode == 0

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from typing import Optional
 
 import pytest
 import trustme
 from botocore.credentials import ContainerProvider
 
+from awsiot_credentialhelper.cli._serve import bind_address
+from awsiot_credentialhelper.exceptions import ConfigurationError
 from tests.netns import SERVER_ADDRESS, Namespace, created_namespace
 from tests.servers import DeviceFiles, Reply, TlsServer, credentials_body, wait_until
 
@@ -31,6 +34,27 @@ def test_non_loopback_needs_the_opt_in_and_container_mode(cli: Cli, flags: list[
     result = cli.run(*imds, "--port", "0")
     assert result.returncode == 2
     assert "IMDS mode binds to loopback only" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "mode", "opt_in", "refusal"),
+    [
+        pytest.param("127.0.0.2", "container", False, None, id="loopback"),
+        pytest.param("::1", "imds", False, None, id="v6-loopback-imds"),
+        pytest.param("169.254.170.2", "container", True, None, id="opted-in"),
+        pytest.param("fd00:ec2::23", "container", True, None, id="v6-opted-in"),
+        pytest.param("0.0.0.0", "container", True, None, id="any-opted-in"),  # noqa: S104
+        pytest.param("169.254.170.2", "container", False, "--allow-non-loopback", id="no-opt-in"),
+        pytest.param("169.254.170.2", "imds", True, "IMDS mode", id="imds"),
+        pytest.param("localhost", "container", False, "not an IP address", id="a-name"),
+    ],
+)
+def test_bind_address_decisions(host: str, mode: str, opt_in: bool, refusal: Optional[str]) -> None:
+    if refusal is None:
+        assert str(bind_address(host, mode=mode, allow_non_loopback=opt_in)) == host
+    else:
+        with pytest.raises(ConfigurationError, match=refusal):
+            bind_address(host, mode=mode, allow_non_loopback=opt_in)
 
 
 @pytest.fixture

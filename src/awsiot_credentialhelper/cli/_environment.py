@@ -36,6 +36,7 @@ __all__ = [
     "CLI_USER_PIN",
     "CLI_USER_PIN_FILE",
     "CONTAINER_CREDENTIALS_FULL_URI",
+    "EC2_METADATA_SERVICE_ENDPOINT",
     "NOTIFY_SOCKET",
     "WATCHDOG_PID",
     "WATCHDOG_USEC",
@@ -116,3 +117,5 @@ WATCHDOG_USEC = "WATCHDOG_USEC"
 WATCHDOG_PID = "WATCHDOG_PID"
 #: The container-credentials URL that ``serve`` prints; ``wait`` uses it when given no ``--url``.
 CONTAINER_CREDENTIALS_FULL_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+#: The IMDS endpoint that ``serve --mode imds`` prints; ``wait``'s next choice.
+EC2_METADATA_SERVICE_ENDPOINT = "AWS_EC2_METADATA_SERVICE_ENDPOINT"

@@ -57,7 +57,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
         help="the server: its base URL or its credentials URL (default "
-        f"${env.CONTAINER_CREDENTIALS_FULL_URI}, as `serve` prints it)",
+        f"${env.CONTAINER_CREDENTIALS_FULL_URI}, else ${env.EC2_METADATA_SERVICE_ENDPOINT}, "
+        "as `serve` prints them)",
     )
     parser.add_argument(
         "--timeout",
@@ -75,11 +76,15 @@ def health_url(url: Optional[str]) -> tuple[str, int, str]:
     Raises:
         ConfigurationError: no URL given or set, or not an ``http://host:port`` URL.
     """
-    chosen = url or os.environ.get(env.CONTAINER_CREDENTIALS_FULL_URI)
+    chosen = (
+        url
+        or os.environ.get(env.CONTAINER_CREDENTIALS_FULL_URI)
+        or os.environ.get(env.EC2_METADATA_SERVICE_ENDPOINT)
+    )
     if not chosen:
         raise ConfigurationError(
             f"No server to wait for: pass --url (as `serve` prints it) or set "
-            f"{env.CONTAINER_CREDENTIALS_FULL_URI}."
+            f"{env.CONTAINER_CREDENTIALS_FULL_URI} or {env.EC2_METADATA_SERVICE_ENDPOINT}."
         )
     parsed = urllib.parse.urlsplit(chosen)
     try:
