@@ -118,6 +118,11 @@ def test_messages_link_to_their_entry_on_the_site() -> None:
     site_url = re.search(r"^site_url: (\S+)$", (ROOT / "mkdocs.yml").read_text(), re.MULTILINE)
     assert site_url is not None
     assert site_url.group(1).rstrip("/") == DOCS_URL
+    documentation = re.search(
+        r'^Documentation = "(\S+)"$', (ROOT / "pyproject.toml").read_text(), re.M
+    )
+    assert documentation is not None
+    assert documentation.group(1).rstrip("/") == DOCS_URL
     error = exceptions.RoleAliasNotFoundError(
         status_code=404, message="Role alias does not exist", endpoint="h", role_alias="a"
     )
