@@ -93,7 +93,8 @@ def anchor_of(class_name: str) -> str:
 
 
 def _without_links(message: str) -> str:
-    """``message`` without the ``see:`` links of errors it quotes (only the last one stays)."""
+    """``message`` without the ``see:`` links of the errors it quotes, so that the error's own
+    link, appended by ``__str__``, is the only one and comes last."""
     while _SEE in message:
         start = message.index(_SEE)
         end = start + len(_SEE)
