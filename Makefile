@@ -66,4 +66,4 @@ bench: $(STAMP)
 	$(PY) bench/serve.py --baseline
 
 clean:
-	rm -rf $(VENV) $(addprefix .venv-,$(PYTHONS)) .mypy_cache .ruff_cache .coverage htmlcov site dist build
+	rm -rf $(VENV) $(addprefix .venv-,$(PYTHONS)) .mypy_cache .ruff_cache .coverage htmlcov site dist build tests/docs/js/node_modules
