@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import configparser
 import itertools
+import os
 import signal
+import ssl
+from pathlib import Path
 
-from tests.servers import Received, Reply, TlsServer, credentials_body, wait_until
+import trustme
 
-from .conftest import Cli, stop
+from tests.servers import (
+    DeviceFiles,
+    Received,
+    Reply,
+    TlsServer,
+    credentials_body,
+    issue_device,
+    wait_until,
+)
+
+from .conftest import Cli, device_flags, stop
 
 
 def test_sighup_makes_update_refresh_at_once_and_keep_running(
@@ -37,3 +50,44 @@ def test_sighup_makes_update_refresh_at_once_and_keep_running(
     assert process.returncode == 0, err
     assert "SIGHUP: refreshing the credentials now." in err
     assert "test-secret-access-key" not in err
+
+
+def _replace(path: Path, data: bytes) -> None:
+    staged = path.with_name(path.name + ".new")
+    staged.write_bytes(data)
+    os.chmod(staged, 0o600)
+    os.replace(staged, path)
+
+
+def test_update_finishes_a_half_done_rotation_without_a_second_signal(
+    cli: Cli, server: TlsServer, ca: trustme.CA, ca_file: str, tmp_path: Path
+) -> None:
+    counter = itertools.count(1)
+    server.set_default(lambda _: Reply(body=credentials_body(key=f"ASIAKEY{next(counter)}")))
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old = issue_device(ca, str(tmp_path / "old"))
+    new = issue_device(ca, str(tmp_path / "new"))
+    live = DeviceFiles(str(tmp_path / "device.pem.crt"), str(tmp_path / "device.pem.key"), b"", b"")
+    _replace(Path(live.certificate_file), old.certificate_pem)
+    _replace(Path(live.private_key_file), old.private_key_pem)
+
+    def presented() -> bytes:
+        certificate = server.received[-1].client_certificate
+        assert certificate is not None
+        return certificate
+
+    with cli.background("update", *device_flags(server, live, ca_file)) as process:
+        wait_until(lambda: server.request_count == 1, what="the first fetch")
+        assert presented() == ssl.PEM_cert_to_DER_cert(old.certificate_pem.decode())
+        _replace(Path(live.certificate_file), new.certificate_pem)  # the key is still old
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: server.request_count == 2, what="SIGHUP's refresh")
+        assert presented() == ssl.PEM_cert_to_DER_cert(old.certificate_pem.decode())
+        _replace(Path(live.private_key_file), new.private_key_pem)  # the rotation completes
+        wait_until(lambda: server.request_count == 3, what="the refresh after the rotation")
+        assert presented() == ssl.PEM_cert_to_DER_cert(new.certificate_pem.decode())
+        _, err = stop(process)
+    assert process.returncode == 0, err
+    assert err.count("the new files cannot be used yet") == 1
+    assert "The certificate or key file changed again: refreshing now." in err
