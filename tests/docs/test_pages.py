@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
 
-_FENCE = re.compile(r"^(```|~~~)")
-_NOT_RUN = re.compile(r"^<!-- not run: \S.* -->$")
+_FENCE = re.compile(r"^\s*(```|~~~)")  # indented ones too: a block in a list item
+_NOT_RUN = re.compile(r"^\s*<!-- not run: \S.* -->$")
 _RUN_BY = re.compile(r"^<!-- run by: (\S+) -->$", re.MULTILINE)
 _HEADING_ANCHOR = re.compile(r"^#{2,4} .*\{#([a-z0-9-]+)\}$", re.MULTILINE)
 
@@ -95,6 +95,7 @@ def test_every_code_block_is_run_or_says_why_not(page: Path) -> None:
 def test_the_block_checker_finds_unmarked_blocks() -> None:
     text = "# T\n\n<!-- not run: needs AWS -->\n```sh\nx\n```\n\n```python\ny\n```\n"
     assert unmarked_blocks(text) == [8]
+    assert unmarked_blocks("- item:\n\n    ```sh\n    x\n    ```\n") == [3]
     assert run_by("<!-- run by: tests/docs/test_x.py -->\n# T\n") == ["tests/docs/test_x.py"]
 
 
