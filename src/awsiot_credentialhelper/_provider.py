@@ -178,6 +178,9 @@ class IotCredentialProvider:
         if transport is None:
             transport = self._crt_transport(self._certificate_pem, self.key)
         self._transport: Transport = transport
+        # The transport a rotation replaced: closed at the next rotation or at close(), not at
+        # once, so that a fetch that has just picked it up can still open its connection.
+        self._retired: Optional[Transport] = None
         self._request = build_request(
             host_header=self.endpoint.authority,
             role_alias=self.role_alias,
@@ -230,10 +233,12 @@ class IotCredentialProvider:
         except ConfigurationError as error:
             files.rejected(snapshot, error)
             return
-        previous, self._transport = self._transport, transport
+        retired, self._retired = self._retired, self._transport
+        self._transport = transport
         self._certificate_pem, self._certificate_dates, self.key = certificate_pem, dates, key
         files.loaded(snapshot)
-        previous.close()
+        if retired is not None:
+            retired.close()
         logger.info("The certificate and key files were replaced: the new pair is in use.")
 
     @property
@@ -323,6 +328,8 @@ class IotCredentialProvider:
         session and login end with them)."""
         self._closed.set()
         self._transport.close()
+        if self._retired is not None:
+            self._retired.close()
 
     def __enter__(self) -> IotCredentialProvider:
         return self
