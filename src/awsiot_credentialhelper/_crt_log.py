@@ -22,8 +22,7 @@ import sys
 import threading
 from typing import Callable, Optional
 
-from awscrt import io as crt_io
-
+from ._transport import CrtLogLevel, crt_log_level, init_crt_logging, set_crt_log_level
 from .exceptions import ConfigurationError
 
 __all__ = ["REDACTED", "redact", "send_to_stderr"]
@@ -365,28 +364,20 @@ def send_to_stderr(level: object) -> None:
             logger.debug("awscrt's log level stays: changing it needs awscrt 0.28.4 or newer")
 
 
-def _log_level(level: object) -> crt_io.LogLevel:
+def _log_level(level: object) -> CrtLogLevel:
     try:
-        return crt_io.LogLevel(level)
+        return crt_log_level(level)
     except (ValueError, TypeError):
         raise ConfigurationError(
             f"awscrt_log_level must be an awscrt.io.LogLevel, not {level!r}."
         ) from None
 
 
-def _set_level(level: crt_io.LogLevel) -> bool:
-    """Set the level of an initialised logger; False if it is not (or awscrt is too old)."""
-    set_log_level = getattr(crt_io, "set_log_level", None)  # awscrt >= 0.28.4
-    if set_log_level is None:
-        return False
-    try:
-        set_log_level(level)
-    except RuntimeError:  # not initialised
-        return False
-    return True
+def _set_level(level: CrtLogLevel) -> bool:
+    return set_crt_log_level(level)
 
 
-def _set_up(level: crt_io.LogLevel) -> str:
+def _set_up(level: CrtLogLevel) -> str:
     """Initialise awscrt's logger into a redacting pipe; the new state."""
     if _set_level(level):
         logger.debug(
@@ -400,8 +391,8 @@ def _set_up(level: crt_io.LogLevel) -> str:
         return _unavailable("this platform cannot open a pipe by path (/dev/fd)")
     read_fd, write_fd = os.pipe()
     try:
-        crt_io.init_logging(level, f"{directory}/{write_fd}")
-    except Exception as exc:  # awscrt raises RuntimeError or AwsCrtError
+        init_crt_logging(level, f"{directory}/{write_fd}")
+    except RuntimeError as exc:
         os.close(read_fd)
         if _set_level(level):  # another thread initialised it in the meantime
             return "theirs"
@@ -430,7 +421,7 @@ def _unavailable(reason: str) -> str:
 
 def _start_forwarding(read_fd: int) -> None:
     # If the pipe can no longer be read, quiet awscrt rather than let the pipe fill.
-    forwarder = _Forwarder(read_fd, on_close=lambda: _set_level(crt_io.LogLevel.NoLogs))
+    forwarder = _Forwarder(read_fd, on_close=lambda: _set_level(CrtLogLevel.NoLogs))
     forwarder.start()
     fflush = _c_fflush()
     flusher = None
@@ -447,7 +438,7 @@ def _at_exit(forwarder: _Forwarder, flusher: Optional[_Flusher]) -> None:
     pipe and block awscrt's logging thread, and C's exit() flush with it. So the level drops
     to NoLogs first: what was logged before the exit comes out, nothing after.
     """
-    _set_level(crt_io.LogLevel.NoLogs)
+    _set_level(CrtLogLevel.NoLogs)
     if flusher is not None:
         flusher.flush_now(_EXIT_FLUSH_WAIT)
     forwarder.drain()

@@ -1,9 +1,10 @@
 """The one seam to the network: awscrt resources, one mTLS connection per request, error mapping.
 
-Every use of awscrt but its log (``_crt_log``) and the credentials provider it hands to
-awscrt-based AWS clients (``_crt_credentials``) is here: TLS options for each kind of key
-(:func:`tls_options`), PKCS#11 modules (:func:`load_pkcs11_module`), the TLS context, awscrt's
-error names (:func:`crt_error_name`) and the connection. The provider sees only the small
+Every use of awscrt but the credentials provider it hands to awscrt-based AWS clients
+(``_crt_credentials``) is here: TLS options for each kind of key (:func:`tls_options`), PKCS#11
+modules (:func:`load_pkcs11_module`), the TLS context, awscrt's error names
+(:func:`crt_error_name`), the connection, and the three calls on awscrt's native logger that
+``_crt_log`` (which redacts that log) makes. The provider sees only the small
 :class:`Transport` protocol (and :class:`AsyncTransport` for asyncio), which
 :class:`CrtTransport` implements both of: ``send_async`` awaits the same awscrt futures that
 ``send`` blocks on, bridged onto the event loop, so asyncio code needs no thread pool.
@@ -39,6 +40,7 @@ from typing import Any, NamedTuple, Optional, Protocol, TypeVar
 from awscrt import http as crt_http
 from awscrt import io as crt_io
 from awscrt.exceptions import AwsCrtError
+from awscrt.io import LogLevel as CrtLogLevel  # for _crt_log: awscrt's log levels
 
 from ._endpoint import Endpoint
 from ._keys import KeySource, PemKey, Pkcs11Key
@@ -61,12 +63,16 @@ from .exceptions import (
 __all__ = [
     "MAX_RESPONSE_BYTES",
     "AsyncTransport",
+    "CrtLogLevel",
     "CrtTransport",
     "Transport",
     "build_tls_context",
     "create_tls_context",
     "crt_error_name",
+    "crt_log_level",
+    "init_crt_logging",
     "load_pkcs11_module",
+    "set_crt_log_level",
     "tls_options",
 ]
 
@@ -825,3 +831,39 @@ def _tag_of(sock: socket.socket) -> tuple[int, int]:
         sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
         sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
     )
+
+
+# --- awscrt's native logger (used by _crt_log, which redacts what it writes) --------------------
+
+
+def crt_log_level(level: object) -> CrtLogLevel:
+    """``level`` as an awscrt log level.
+
+    Raises:
+        ValueError: ``level`` is not one (TypeError for unhashable values).
+    """
+    return CrtLogLevel(level)
+
+
+def set_crt_log_level(level: CrtLogLevel) -> bool:
+    """Set the level of an initialised logger; False if it is not (or awscrt is too old)."""
+    set_log_level = getattr(crt_io, "set_log_level", None)  # awscrt >= 0.28.4
+    if set_log_level is None:
+        return False
+    try:
+        set_log_level(level)
+    except RuntimeError:  # not initialised
+        return False
+    return True
+
+
+def init_crt_logging(level: CrtLogLevel, path: str) -> None:
+    """Initialise awscrt's process-global logger into the file ``path`` (once per process).
+
+    Raises:
+        RuntimeError: awscrt refused (its own error types vary by version).
+    """
+    try:
+        crt_io.init_logging(level, path)
+    except AwsCrtError as exc:
+        raise RuntimeError(f"awscrt could not open its log ({exc.name})") from exc

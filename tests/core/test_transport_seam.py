@@ -1,5 +1,5 @@
 """The provider's one seam to the network: a Transport (``send``, ``close``), taken as
-``transport=``; and awscrt imported by the transport and the log module only."""
+``transport=``; and awscrt imported by the transport and the credentials adapter only."""
 
 from __future__ import annotations
 
@@ -108,11 +108,11 @@ def _imports_awscrt(path: Path) -> bool:
     return False
 
 
-def test_awscrt_is_imported_by_the_transport_log_and_credentials_adapter_only() -> None:
+def test_awscrt_is_imported_by_the_transport_and_credentials_adapter_only() -> None:
     importers = sorted(
         str(path.relative_to(PACKAGE))
         for path in PACKAGE.rglob("*.py")
         if "emulator" not in path.parts and _imports_awscrt(path)
     )
     # _crt_credentials: awscrt.auth's delegate provider, for awscrt-based AWS clients.
-    assert importers == ["_crt_credentials.py", "_crt_log.py", "_transport.py"]
+    assert importers == ["_crt_credentials.py", "_transport.py"]
