@@ -34,7 +34,10 @@ def test_every_block_runs_in_order(doc_device: DocDevice) -> None:
     assert lines[3]  # a request id
     assert lines[4].endswith("see: " + _link("access-denied"))
     assert lines[5].startswith("ASIA")  # RefreshingCredentials.get()
-    assert lines[6] == "[]"  # moto's S3, signed with the device's credentials
+    # moto's S3 answered the call signed with the device's credentials: a list of buckets (moto's
+    # state is shared with the other tests of the session, so not necessarily an empty one)
+    assert lines[6].startswith("[")
+    assert lines[6].endswith("]")
     assert len(lines) == 7
 
 
