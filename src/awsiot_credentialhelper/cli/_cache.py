@@ -248,7 +248,7 @@ class ProcessCache:
         Temporary files that a killed run left behind, secrets and all, are removed first.
         """
         # Imported here: the cached path never stores, and must not pay for these imports.
-        from ._private_file import remove_stale_temporaries, write_private_file  # noqa: PLC0415
+        from .._private_file import remove_stale_temporaries, write_private_file  # noqa: PLC0415
 
         remove_stale_temporaries(self.path)
         try:

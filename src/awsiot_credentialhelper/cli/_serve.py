@@ -55,6 +55,7 @@ import h11
 from .. import _clock
 from .._clock import utcnow
 from .._credentials import Credentials, format_expiration
+from .._private_file import remove_stale_temporaries, write_private_file
 from .._refresh import CredentialCache, RefreshPolicy
 from ..exceptions import ConfigurationError, CredentialHelperError
 from . import _environment as env
@@ -62,7 +63,6 @@ from ._cache import cache_directory
 from ._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ._metrics import ServeMetrics
 from ._options import add_common_options, build_provider, resolve, setup_logging
-from ._private_file import remove_stale_temporaries, write_private_file
 from ._systemd import Notifier
 
 if TYPE_CHECKING:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from .._clock import utcnow
 from .._credentials import Credentials, format_expiration
 from .._pem import read_at_most
+from .._private_file import remove_stale_temporaries, write_private_file
 from .._refresh import DEFAULT_REFRESH_POLICY, RefreshingCredentials
 from ..exceptions import CredentialFileError, CredentialHelperError
 from . import _environment as env
@@ -28,7 +29,6 @@ from ._credentials_file import (
     render_credentials_file,
 )
 from ._options import add_common_options, build_provider, resolve, setup_logging
-from ._private_file import remove_stale_temporaries, write_private_file
 
 if TYPE_CHECKING:
     import argparse

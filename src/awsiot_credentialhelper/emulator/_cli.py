@@ -18,8 +18,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+from .._private_file import write_private_file
 from ._faults import Controls, check_credential_lifetime
-from ._files import write_private_file
 from ._throttle import check_rate
 
 __all__ = ["STATE_FILE_NAME", "build_parser", "main", "state_document"]
@@ -134,7 +134,7 @@ def state_document(emulator: Any, devices: Sequence[Any]) -> dict[str, Any]:
 def _write_json(path: Path, document: dict[str, Any]) -> None:
     """Write atomically, so a reader polling for the file never sees half of it."""
     text = json.dumps(document, indent=2) + "\n"
-    write_private_file(path, text.encode("utf-8"), 0o644)  # it names files, holds no secret
+    write_private_file(path, text.encode("utf-8"), mode=0o644)  # it names files, holds no secret
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from ._files import write_private_file
+from .._private_file import write_private_file
 
 __all__ = [
     "Device",
@@ -176,8 +176,8 @@ def provision_device(
     directory.mkdir(parents=True, exist_ok=True)
     certificate_file = directory / f"{name}.cert.pem"
     private_key_file = directory / f"{name}.private.key"
-    write_private_file(certificate_file, keys["certificatePem"].encode("ascii"), 0o644)
-    write_private_file(private_key_file, keys["keyPair"]["PrivateKey"].encode("ascii"), 0o600)
+    write_private_file(certificate_file, keys["certificatePem"].encode("ascii"), mode=0o644)
+    write_private_file(private_key_file, keys["keyPair"]["PrivateKey"].encode("ascii"))
 
     role_arn = iam.create_role(
         RoleName=role_name,
@@ -240,8 +240,8 @@ def add_certificate(device: Device, *, iot: Any, directory: Path) -> Device:
     stem = f"{device.name}-{keys['certificateId'][:12]}"
     certificate_file = directory / f"{stem}.cert.pem"
     private_key_file = directory / f"{stem}.private.key"
-    write_private_file(certificate_file, keys["certificatePem"].encode("ascii"), 0o644)
-    write_private_file(private_key_file, keys["keyPair"]["PrivateKey"].encode("ascii"), 0o600)
+    write_private_file(certificate_file, keys["certificatePem"].encode("ascii"), mode=0o644)
+    write_private_file(private_key_file, keys["keyPair"]["PrivateKey"].encode("ascii"))
     iot.attach_policy(policyName=device.policy_name, target=keys["certificateArn"])
     iot.attach_thing_principal(thingName=device.thing_name, principal=keys["certificateArn"])
     return dataclasses.replace(

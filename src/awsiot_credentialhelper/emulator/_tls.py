@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL
 
-from ._files import write_private_file
+from .._private_file import write_private_file
 
 __all__ = ["ServerPki", "create_server_pki", "server_context"]
 
@@ -165,8 +165,8 @@ def create_server_pki(directory: Path) -> ServerPki:
         ),
     )
     chain = server_cert.public_bytes(pem) + ca_cert.public_bytes(pem)
-    write_private_file(pki.certificate_file, chain, _PUBLIC)
-    write_private_file(pki.ca_file, ca_cert.public_bytes(pem), _PUBLIC)
+    write_private_file(pki.certificate_file, chain, mode=_PUBLIC)
+    write_private_file(pki.ca_file, ca_cert.public_bytes(pem), mode=_PUBLIC)
     return pki
 
 

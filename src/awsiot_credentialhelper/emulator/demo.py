@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
+from awsiot_credentialhelper._private_file import write_private_file
 from awsiot_credentialhelper.emulator import assume_role_policy
-from awsiot_credentialhelper.emulator._files import write_private_file
 
 REGION = "us-east-1"
 THING_TYPE = "Thermostat"
@@ -103,7 +103,7 @@ def _admin_setup(emulator: Any, directory: Path, out: _Steps) -> tuple[Path, Pat
     keys = iot.create_keys_and_certificate(setAsActive=True)
     certificate_file = directory / "thermostat.cert.pem"
     private_key_file = directory / "thermostat.private.key"
-    write_private_file(certificate_file, keys["certificatePem"].encode("ascii"), 0o644)
+    write_private_file(certificate_file, keys["certificatePem"].encode("ascii"), mode=0o644)
     write_private_file(private_key_file, keys["keyPair"]["PrivateKey"].encode("ascii"))
     iot.attach_thing_principal(thingName=THING, principal=keys["certificateArn"])
     out.detail(f"certificate id {keys['certificateId'][:16]}...")

@@ -1,10 +1,12 @@
-"""Write a file that holds secrets: a private temporary file beside it, fsynced, renamed over it.
+"""Write a file atomically: a temporary file beside it, fsynced, renamed over it.
 
-One writer for the credentials file (``update``) and the server token (``serve``), so the two
-cannot drift apart. Readers never see half a file. A file being replaced keeps its owner,
-group and mode: root updating a user's file must not take it from that user. A run killed
-between creating and renaming its temporary file leaves it behind, secrets and all; the next
-write to the same file removes it (:func:`remove_stale_temporaries`).
+One writer for every file this package writes: the credentials file (``update``), the server
+token (``serve``), the ``credential-process`` cache, and the emulator's keys, certificates and
+settings. Readers never see half a file, and no file is readable wider than its mode for an
+instant. A file being replaced keeps its owner, group and mode: root updating a user's file
+must not take it from that user. A run killed between creating and renaming its temporary file
+leaves it behind, secrets and all; the next write to the same file removes it
+(:func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import re
 import stat
 import time
-from typing import Optional
+from typing import Optional, Union
 
 __all__ = ["STALE_AGE", "private_mode", "remove_stale_temporaries", "write_private_file"]
 
@@ -43,17 +45,25 @@ def private_mode(existing: Optional[os.stat_result]) -> int:
     return 0o600 if mode & 0o007 else mode
 
 
-def write_private_file(path: str, data: bytes, *, existing: Optional[os.stat_result]) -> None:
+def write_private_file(
+    path: Union[str, os.PathLike[str]],
+    data: bytes,
+    *,
+    existing: Optional[os.stat_result] = None,
+    mode: Optional[int] = None,
+) -> None:
     """Replace ``path`` with ``data`` atomically; ``existing`` is the stat of the file replaced.
 
     The temporary file is created 0600 and only then given the old file's owner, group and
-    :func:`private_mode`, so nobody else can open it in between. Changing the owner needs
-    root; for others the group is kept when they belong to it, and the owner becomes them.
+    ``mode`` (by default :func:`private_mode`), so nobody else can open it in between.
+    Changing the owner needs root; for others the group is kept when they belong to it, and
+    the owner becomes them. ``mode`` is for files that hold no secret (the emulator's
+    certificates, 0644).
 
     Raises:
         OSError: the file cannot be written; the temporary file is gone.
     """
-    directory, name = os.path.split(path)
+    directory, name = os.path.split(os.fspath(path))
     temporary = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
@@ -61,7 +71,7 @@ def write_private_file(path: str, data: bytes, *, existing: Optional[os.stat_res
         with os.fdopen(descriptor, "wb") as handle:
             if existing is not None:
                 _take_owner(handle.fileno(), existing)
-            os.fchmod(handle.fileno(), private_mode(existing))
+            os.fchmod(handle.fileno(), private_mode(existing) if mode is None else mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -1,4 +1,4 @@
-"""The emulator's one file writer: mode from the start, whole content, atomic replacement."""
+"""The one file writer (CLI and emulator): exact mode, whole content, atomic replacement."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from awsiot_credentialhelper.emulator._files import write_private_file
+from awsiot_credentialhelper._private_file import write_private_file
 
 
 def mode_of(path: Path) -> int:
@@ -20,34 +20,28 @@ def mode_of(path: Path) -> int:
 def test_the_mode_is_exact_whatever_the_umask(tmp_path: Path, mode: int, umask: int) -> None:
     previous = os.umask(umask)
     try:
-        write_private_file(tmp_path / "f", b"data", mode)
+        write_private_file(tmp_path / "f", b"data", mode=mode)
     finally:
         os.umask(previous)
     assert mode_of(tmp_path / "f") == mode
     assert (tmp_path / "f").read_bytes() == b"data"
 
 
-def test_the_mode_is_set_before_the_first_byte_and_data_is_synced(
+def test_the_data_is_synced_before_the_rename(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    modes_while_writing: list[int] = []
-    synced: list[int] = []
-    real_write, real_fsync = os.write, os.fsync
-
-    def spy_write(fd: int, data: bytes) -> int:
-        modes_while_writing.append(stat.S_IMODE(os.fstat(fd).st_mode))
-        return real_write(fd, data)
+    target = tmp_path / "key.pem"
+    seen_at_sync: list[bool] = []
+    real_fsync = os.fsync
 
     def spy_fsync(fd: int) -> None:
-        synced.append(fd)
+        seen_at_sync.append(target.exists())
         real_fsync(fd)
 
-    monkeypatch.setattr(os, "write", spy_write)
     monkeypatch.setattr(os, "fsync", spy_fsync)
-    write_private_file(tmp_path / "key.pem", b"-----BEGIN PRIVATE KEY-----\n")
-    assert modes_while_writing
-    assert set(modes_while_writing) == {0o600}
-    assert synced
+    write_private_file(target, b"-----BEGIN PRIVATE KEY-----\n")
+    assert seen_at_sync == [False]  # synced once, while still the temporary file
+    assert target.read_bytes() == b"-----BEGIN PRIVATE KEY-----\n"
 
 
 def test_an_older_wider_file_is_replaced(tmp_path: Path) -> None:
@@ -70,6 +64,6 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(
 
     monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        write_private_file(target, b"new", 0o644)
+        write_private_file(target, b"new", mode=0o644)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["emulator.json"]
