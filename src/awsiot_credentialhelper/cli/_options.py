@@ -892,8 +892,14 @@ def add_hint(
     error.args = (f"{message} ({text})", *error.args[1:])
 
 
-def setup_logging(verbosity: int, *, quiet_level: int = 30, timestamps: bool = False) -> None:
-    """Log to stderr: ``quiet_level`` by default, INFO with ``-v``, DEBUG with ``-vv``."""
+def setup_logging(
+    verbosity: int, *, quiet_level: int = 30, timestamps: bool = False, background: bool = False
+) -> None:
+    """Log to stderr: ``quiet_level`` by default, INFO with ``-v``, DEBUG with ``-vv``.
+
+    ``background``: for commands that run for months, a writer thread writes the lines, and a
+    stderr that nobody reads drops lines instead of stopping the command (see ``_log_writer``).
+    """
     import logging  # noqa: PLC0415 - not on credential-process's cached path
 
     level = quiet_level if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
@@ -901,11 +907,16 @@ def setup_logging(verbosity: int, *, quiet_level: int = 30, timestamps: bool = F
     if any(getattr(handler, "_awsiot_cli", False) for handler in root.handlers):
         root.setLevel(level)
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
     handler._awsiot_cli = True  # type: ignore[attr-defined]
     fmt = "%(asctime)s " if timestamps else ""
     handler.setFormatter(
         logging.Formatter(f"{fmt}awsiot-credentialhelper: %(levelname)s: %(message)s")
     )
+    if background:
+        from ._log_writer import BackgroundHandler  # noqa: PLC0415 - serve and update only
+
+        handler = BackgroundHandler(handler)
+        handler._awsiot_cli = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)

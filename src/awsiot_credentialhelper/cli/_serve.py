@@ -998,7 +998,7 @@ class _Connection(asyncio.Protocol):
 
 def run(args: Any) -> int:
     """Serve until SIGTERM or SIGINT, reloading on SIGHUP; 0 on a clean stop."""
-    setup_logging(args.verbose, quiet_level=logging.INFO, timestamps=True)
+    setup_logging(args.verbose, quiet_level=logging.INFO, timestamps=True, background=True)
     settings = resolve(args)
     # Before the provider: it may ask for a PIN or log in to a token.
     address = bind_address(args.host, mode=args.mode, allow_non_loopback=args.allow_non_loopback)

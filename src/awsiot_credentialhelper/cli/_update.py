@@ -206,7 +206,7 @@ def _log_written(credentials: Credentials, profile: str, path: str) -> None:
 
 def run(args: Any) -> int:
     """Write once (``--once``) or until SIGTERM/SIGINT; 0 on a clean stop."""
-    setup_logging(args.verbose, quiet_level=logging.INFO, timestamps=True)
+    setup_logging(args.verbose, quiet_level=logging.INFO, timestamps=True, background=True)
     settings = resolve(args)
     path = credentials_file_path(args.credentials_file)
     profile = args.credentials_profile or settings.profile or "default"
