@@ -38,8 +38,9 @@ LIFETIME = 130
 #: points drawn for 130 s credentials fall between 65 and 91 s after a fetch.
 OUTAGE = (60.0, 90.0)
 #: Recovery must come within one maximum backoff of the provider's return (the last failed
-#: attempt may be just before it), plus time for a fetch and a poll.
-RECOVERED_BY = OUTAGE[1] + RefreshPolicy().max_retry_delay.total_seconds() + 30.0
+#: attempt may be just before it), plus time for a fetch and a poll. Counted from the moment the
+#: outage really ended: under load a round of probes takes seconds, and it ends late.
+RECOVERY = RefreshPolicy().max_retry_delay.total_seconds() + 30.0
 #: serve never hands out credentials with less than this left.
 SERVE_MINIMUM = timedelta(seconds=60)
 
@@ -179,13 +180,20 @@ def _watch(emulator: Emulator, probes: dict[str, Probe]) -> None:
     first_keys: dict[str, str] = {}
     fresh_after_outage: set[str] = set()
     outage: Optional[contextlib.ExitStack] = None
-    while time.monotonic() - start < RECOVERED_BY and len(fresh_after_outage) < len(probes):
-        elapsed = time.monotonic() - start
+    ended_at: Optional[float] = None  # when the outage really ended
+    while len(fresh_after_outage) < len(probes):
+        now = time.monotonic()
+        elapsed = now - start
+        if ended_at is not None and now - ended_at > RECOVERY:
+            break
         if outage is None and OUTAGE[0] <= elapsed < OUTAGE[1]:
             outage = contextlib.ExitStack()
             outage.enter_context(_outage(emulator))
-        elif outage is not None and elapsed >= OUTAGE[1]:
+        elif outage is not None and ended_at is None and elapsed >= OUTAGE[1]:
             outage.close()
+            ended_at = time.monotonic()
+        elif outage is None and elapsed >= OUTAGE[1]:
+            raise AssertionError("a round of probes outlasted the whole outage window")
         for name, probe in probes.items():
             seen = probe()
             if seen is None:
@@ -197,7 +205,7 @@ def _watch(emulator: Emulator, probes: dict[str, Probe]) -> None:
             elif name == "boto3 session":
                 assert left > timedelta(0), f"the session signs with expired credentials: {left}"
             first_keys.setdefault(name, key)
-            if elapsed >= OUTAGE[1] and key != first_keys[name] and left > timedelta(seconds=60):
+            if ended_at is not None and key != first_keys[name] and left > timedelta(seconds=60):
                 fresh_after_outage.add(name)
         time.sleep(0.5)
     if outage is not None:
