@@ -321,21 +321,20 @@ class CrtTransport:
                 :class:`ResponseTooLargeError`.
         """
         deadline = time.monotonic() + timeout
-        sockets_before = _socket_inodes() if _LINUX else None
-        tag = _next_tag()
-        future = self._start_connect(timeout, tag)
+        future = self._start_connect(timeout)
         try:
-            connection: crt_http.HttpClientConnection = future.result(_wait_seconds(timeout))
+            connected = future.result(_wait_seconds(timeout))
         except FutureTimeoutError:
             future.add_done_callback(_close_late_connection)
             raise self._connect_timeout(timeout) from None
         except AwsCrtError as exc:
             raise translate_crt_error(exc.name, self._endpoint) from exc
-        own_socket = _claim_own_socket(sockets_before, tag)
         try:
-            return self._exchange(connection, _ByteWatch(own_socket), request, deadline)
+            return self._exchange(
+                connected.connection, _ByteWatch(connected.own_socket), request, deadline
+            )
         finally:
-            _close_connection(connection, own_socket)
+            connected.close()
 
     async def send_async(self, request: Request, *, timeout: float) -> Response:
         """:meth:`send` for asyncio: awaits awscrt's futures, never blocks the event loop.
@@ -348,13 +347,9 @@ class CrtTransport:
         """
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + timeout
-        sockets_before = _socket_inodes() if _LINUX else None
-        tag = _next_tag()
-        future = self._start_connect(timeout, tag)
+        future = self._start_connect(timeout)
         try:
-            connection: crt_http.HttpClientConnection = await _await_until(
-                _bridge(future, loop), deadline
-            )
+            connected = await _await_until(_bridge(future, loop), deadline)
         except FutureTimeoutError:
             future.add_done_callback(_close_late_connection)
             raise self._connect_timeout(timeout) from None
@@ -363,26 +358,26 @@ class CrtTransport:
         except BaseException:  # cancelled: the connection may still arrive
             future.add_done_callback(_close_late_connection)
             raise
-        own_socket = _claim_own_socket(sockets_before, tag)
         try:
-            reply, stream = self._start_exchange(connection, request)
+            reply, stream = self._start_exchange(connected.connection, request)
             with self._translated(reply):
                 await _await_completion_async(
                     _bridge(stream.completion_future, loop),
-                    _ByteWatch(own_socket),
+                    _ByteWatch(connected.own_socket),
                     reply,
                     deadline,
                 )
             return self._checked(reply)
         finally:
-            _close_connection(connection, own_socket)
+            connected.close()
 
     def close(self) -> None:
         """Drop the awscrt resources; awscrt frees them once no connection uses them."""
         self._resources = None
 
-    def _start_connect(self, timeout: float, tag: tuple[int, int]) -> Future[Any]:
-        """awscrt's future of a new connection to the endpoint.
+    def _start_connect(self, timeout: float) -> Future[_Connected]:
+        """The future of a new connection to the endpoint, with its own socket (see
+        :func:`_with_own_socket`).
 
         Raises:
             RuntimeError: the transport is closed.
@@ -396,11 +391,12 @@ class CrtTransport:
         connection_options.set_server_name(endpoint.host)
         socket_options = crt_io.SocketOptions()
         socket_options.connect_timeout_ms = connect_timeout_ms(timeout)
-        if _LINUX:
+        tag = _next_tag() if _LINUX else None
+        if tag is not None:
             _apply_tag(socket_options, tag)
         if endpoint.is_ip_literal and not endpoint.is_ipv6:
             socket_options.domain = crt_io.SocketDomain.IPv4
-        future: Future[Any] = crt_http.HttpClientConnection.new(
+        connecting: Future[crt_http.HttpClientConnection] = crt_http.HttpClientConnection.new(
             host_name=endpoint.host,
             port=endpoint.port,
             bootstrap=resources.bootstrap,
@@ -408,7 +404,7 @@ class CrtTransport:
             tls_connection_options=connection_options,
             proxy_options=self._proxy_options(),
         )
-        return future
+        return _with_own_socket(connecting, tag)
 
     def _connect_timeout(self, timeout: float) -> ConnectTimeoutError:
         return ConnectTimeoutError(
@@ -680,28 +676,53 @@ async def _await_completion_async(
             return
 
 
-def _claim_own_socket(
-    sockets_before: Optional[dict[int, int]], tag: tuple[int, int]
-) -> Optional[socket.socket]:
-    """The new connection's socket (see :func:`_own_socket`), with Nagle turned off."""
-    if sockets_before is None:
-        return None
-    own_socket = _own_socket(sockets_before, tag)
-    if own_socket is not None:
-        _disable_nagle(own_socket)
-    return own_socket
+class _Connected(NamedTuple):
+    """A new connection and, where it was found, a duplicate of its own socket."""
+
+    connection: crt_http.HttpClientConnection
+    own_socket: Optional[socket.socket]
+
+    def close(self) -> None:
+        self.connection.close()
+        # After awscrt's close: until this duplicate goes too, the kernel keeps the connection open.
+        if self.own_socket is not None:
+            self.own_socket.close()
 
 
-def _close_connection(
-    connection: crt_http.HttpClientConnection, own_socket: Optional[socket.socket]
-) -> None:
-    connection.close()
-    # After awscrt's close: until this duplicate goes too, the kernel keeps the connection open.
-    if own_socket is not None:
-        own_socket.close()
+def _with_own_socket(
+    connecting: Future[crt_http.HttpClientConnection], tag: Optional[tuple[int, int]]
+) -> Future[_Connected]:
+    """``connecting``'s connection with its own socket, Nagle off, found as it arrives.
+
+    The search (:func:`_own_socket`) reads a link per descriptor of the process, 7 ms at 500:
+    it runs in the callback on awscrt's own thread, so it never holds an asyncio event loop,
+    and the request waits for it as it must (TCP_NODELAY before the request is sent).
+    """
+    connected: Future[_Connected] = Future()
+
+    def claim(done: Future[crt_http.HttpClientConnection]) -> None:
+        if done.cancelled():
+            connected.cancel()
+            return
+        error = done.exception()
+        if error is not None:
+            connected.set_exception(error)
+            return
+        own_socket = None
+        if tag is not None:
+            try:
+                own_socket = _own_socket(tag)
+            except Exception:  # never leave the caller waiting: fetch without the watch
+                logger.debug("Cannot look for the connection's socket.", exc_info=True)
+        if own_socket is not None:
+            _disable_nagle(own_socket)
+        connected.set_result(_Connected(done.result(), own_socket))
+
+    connecting.add_done_callback(claim)
+    return connected
 
 
-def _close_late_connection(future: Future[Any]) -> None:
+def _close_late_connection(future: Future[_Connected]) -> None:
     """A connection we stopped waiting for may still arrive: close it instead of leaking it."""
     if not future.cancelled() and future.exception() is None:
         future.result().close()
@@ -760,27 +781,24 @@ def _apply_tag(options: crt_io.SocketOptions, tag: tuple[int, int]) -> None:
     options.keep_alive_interval_secs, options.keep_alive_timeout_secs = tag
 
 
-def _own_socket(before: dict[int, int], tag: tuple[int, int]) -> Optional[socket.socket]:
+def _own_socket(tag: tuple[int, int]) -> Optional[socket.socket]:
     """A duplicate of the descriptor of the connection just opened, or None if it is not found.
 
-    awscrt does not expose its socket, so it is recognised in two steps:
+    awscrt does not expose its socket, so it is recognised by ``tag`` (see :func:`_apply_tag`):
+    the process's sockets are listed from the ``socket:[N]`` links of ``/proc/self/fd``
+    (reading a link touches no descriptor), then read with getsockopt on a duplicate, newest
+    first (the kernel numbers socket inodes in rising batches), until one carries the tag. The
+    new socket is nearly always the first read; any other socket read is closed at once,
+    never changed.
 
-    1. Born during the connect: the socket inodes of ``/proc/self/fd`` now, less those in
-       ``before`` (read just before the connect). Reading these links touches no descriptor,
-       so sockets that existed before, whoever owns them, are never looked at.
-    2. Carrying ``tag`` (see :func:`_apply_tag`), read with getsockopt on a duplicate that is
-       closed at once unless it is ours. Usually ours is the only socket born; sockets other
-       threads opened meanwhile (an in-process server's, a proxy's) are read, never changed.
-
-    The kernel's ``/proc/net/tcp`` could narrow step 2 by remote port without reading any
+    The kernel's ``/proc/net/tcp`` could narrow the search by remote port without reading any
     socket, but the kernel builds it from every TCP socket of the host, TIME_WAIT included:
     20 ms for 2000 rows here, more on a busy host.
 
     The caller closes the duplicate. None on other systems, without /proc, or when awscrt
     stopped applying the tag: then there is no TCP_NODELAY and no byte watch.
     """
-    born = [(inode, fd) for inode, fd in _socket_inodes().items() if inode not in before]
-    for inode, fd in born:
+    for inode, fd in sorted(_socket_inodes().items(), reverse=True):
         sock = _claim(inode, fd, tag)
         if sock is not None:
             return sock

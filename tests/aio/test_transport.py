@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Callable
 
@@ -98,3 +100,44 @@ def test_a_closed_transport_refuses_to_send(ca: trustme.CA, async_transport_to: 
     transport.close()
     with pytest.raises(RuntimeError, match="closed"):
         send_async(transport)
+
+
+# --- what runs on the event loop ---------------------------------------------------------------
+
+#: (thread, path) of each directory listing while a test records them (see _ListingRecorder).
+_listings: list[tuple[int, str]] = []
+_recording = False
+
+
+def _record_listings(event: str, arguments: tuple[object, ...]) -> None:
+    if _recording and event == "os.listdir":
+        _listings.append((threading.get_ident(), str(arguments[0])))
+
+
+sys.addaudithook(_record_listings)  # audit hooks cannot be removed: this one is off by default
+
+
+def test_the_event_loop_never_scans_the_process_descriptors(
+    ca: trustme.CA, async_transport_to: Transports
+) -> None:
+    """Finding the connection's own socket reads a link per open descriptor of the process
+    (7 ms at 500 descriptors): that work runs on awscrt's thread, never on the event loop."""
+    global _recording  # noqa: PLW0603 - the audit hook's switch
+    loop_threads: list[int] = []
+
+    async def fetch(transport: CrtTransport) -> object:
+        loop_threads.append(threading.get_ident())
+        return await transport.send_async(REQUEST, timeout=10)
+
+    with TlsServer(ca, default=Reply(body=credentials_body())) as server:
+        transport = async_transport_to(server.endpoint)
+        _listings.clear()
+        _recording = True
+        try:
+            response = asyncio.run(fetch(transport))
+        finally:
+            _recording = False
+    assert response.status == 200  # type: ignore[attr-defined]
+    scans = [thread for thread, path in _listings if path.startswith("/proc/self/fd")]
+    assert scans, "the transport no longer looks for its socket: update this test"
+    assert loop_threads[0] not in scans
