@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 import sys
 import threading
@@ -24,7 +26,7 @@ from ..core.test_hostile_server import (
     finished,
     slow_drip,
 )
-from ..servers import DeviceFiles, Reply, TlsServer, credentials_body
+from ..servers import DeviceFiles, Reply, TlsServer, credentials_body, wait_until
 
 Transports = Callable[[str], CrtTransport]
 
@@ -141,3 +143,43 @@ def test_the_event_loop_never_scans_the_process_descriptors(
     scans = [thread for thread, path in _listings if path.startswith("/proc/self/fd")]
     assert scans, "the transport no longer looks for its socket: update this test"
     assert loop_threads[0] not in scans
+
+
+def _sockets() -> set[str]:
+    """This process's open sockets (client and server ends alike)."""
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{name}")
+            if target.startswith("socket:"):
+                found.add(target)
+    return found
+
+
+def test_a_connection_that_arrives_after_its_caller_was_cancelled_is_closed(
+    ca: trustme.CA, async_transport_to: Transports
+) -> None:
+    """Cancelled while the TLS handshake is still under way: the connection that completes
+    afterwards is closed, not left open with nobody to use it."""
+    accepted = threading.Event()
+    release = threading.Event()
+
+    def hold_the_handshake() -> None:
+        accepted.set()
+        release.wait(10)
+
+    with HostileTlsServer(ca, endless_header_lines, on_accept=hold_the_handshake) as server:
+        transport = async_transport_to(server.endpoint)
+        before = _sockets()
+
+        async def scenario() -> None:
+            caller = asyncio.ensure_future(transport.send_async(REQUEST, timeout=10))
+            await asyncio.get_running_loop().run_in_executor(None, accepted.wait, 10)
+            caller.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+
+        asyncio.run(scenario())
+        release.set()  # the handshake completes now, for a caller that is gone
+        wait_until(lambda: not _sockets() - before, what="both ends of the late connection closed")
+        assert not server.hung_up.is_set()  # it never got as far as an answer
