@@ -36,7 +36,6 @@ import ipaddress
 import json
 import logging
 import os
-import queue
 import secrets
 import shlex
 import signal
@@ -357,39 +356,6 @@ _SERVER = b"awsiot-credentialhelper"
 Answer = tuple[int, bytes, str, tuple[tuple[str, str], ...]]
 
 
-class _RequestLog:
-    """The per-request log lines, formatted and written by a thread of their own.
-
-    A log record costs ~35 us to build, format and write, over three times the rest of an
-    answer; done in the event loop it delays every answer queued behind it. The loop only
-    puts a tuple on a queue (under a microsecond); the lines appear within milliseconds.
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Optional[tuple[str, str, int, str]]] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._write, name="awsiot-serve-log", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def add(self, method: str, path: str, status: int, client: str) -> None:
-        if logger.isEnabledFor(logging.INFO):
-            self._queue.put((method, path, status, client))
-
-    def stop(self) -> None:
-        """Write the lines still queued, then end the thread."""
-        self._queue.put(None)
-        self._thread.join(5)
-
-    def _write(self) -> None:
-        while True:
-            line = self._queue.get()
-            if line is None:
-                return
-            # Method, path (no query), status and client only: never headers (tokens).
-            logger.info("%s %s %s %s", *line)
-
-
 class CredentialsServer:
     """An HTTP/1.1 server on a loopback address; call :meth:`serve` in the event-loop thread.
 
@@ -425,7 +391,6 @@ class CredentialsServer:
         self.socket = socket.create_server((str(address), port), family=family, backlog=BACKLOG)
         self.socket.setblocking(False)
         self.connections: set[_Connection] = set()
-        self.request_log = _RequestLog()
         self._sweeper: Optional[asyncio.TimerHandle] = None
         self.heads = _ResponseHeads()
         port = self.port
@@ -473,7 +438,6 @@ class CredentialsServer:
         loop = asyncio.get_running_loop()
         listener = await loop.create_server(lambda: _Connection(self), sock=self.socket)
         self._sweep(loop)
-        self.request_log.start()
         logger.info("Listening on %s (%s mode).", self.base_url, self.mode)
         try:
             await stopped.wait()
@@ -482,7 +446,6 @@ class CredentialsServer:
                 self._sweeper.cancel()
             listener.close()
             await self._close_connections()
-            self.request_log.stop()
 
     async def _close_connections(self, grace: float = 5.0) -> None:
         for connection in list(self.connections):
@@ -959,10 +922,11 @@ class _Connection(asyncio.Protocol):
             return
         self._transport.write(data)
         self._server.status_counts[status] += 1
-        if request is None:
-            self._server.request_log.add("-", "-", status, self._client)
-        else:
-            self._server.request_log.add(request.method, request.path[:200], status, self._client)
+        if logger.isEnabledFor(logging.INFO):
+            # Method, path (no query), status and client only: never headers (tokens). The
+            # command's log handler formats and writes the line on its own thread.
+            method, path = ("-", "-") if request is None else (request.method, request.path[:200])
+            logger.info("%s %s %s %s", method, path, status, self._client)
         if http.our_state is h11.MUST_CLOSE:
             self.close()
         else:
