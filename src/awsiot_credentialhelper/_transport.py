@@ -321,20 +321,20 @@ class CrtTransport:
                 :class:`ResponseTooLargeError`.
         """
         deadline = time.monotonic() + timeout
-        future = self._start_connect(timeout)
+        future = self._start(request, timeout)
         try:
-            connected = future.result(_wait_seconds(timeout))
+            exchange = future.result(_wait_seconds(timeout))
         except FutureTimeoutError:
             future.add_done_callback(_close_late_connection)
             raise self._connect_timeout(timeout) from None
         except AwsCrtError as exc:
             raise translate_crt_error(exc.name, self._endpoint) from exc
         try:
-            return self._exchange(
-                connected.connection, _ByteWatch(connected.own_socket), request, deadline
-            )
+            with self._translated(exchange.reply):
+                _await_completion(exchange.completion(), exchange.watch, exchange.reply, deadline)
+            return self._checked(exchange.reply)
         finally:
-            connected.close()
+            exchange.close()
 
     async def send_async(self, request: Request, *, timeout: float) -> Response:
         """:meth:`send` for asyncio: awaits awscrt's futures, never blocks the event loop.
@@ -347,9 +347,9 @@ class CrtTransport:
         """
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + timeout
-        future = self._start_connect(timeout)
+        future = self._start(request, timeout)
         try:
-            connected = await _await_until(_bridge(future, loop), deadline)
+            exchange = await _await_until(_bridge(future, loop), deadline)
         except FutureTimeoutError:
             future.add_done_callback(_close_late_connection)
             raise self._connect_timeout(timeout) from None
@@ -359,25 +359,21 @@ class CrtTransport:
             future.add_done_callback(_close_late_connection)
             raise
         try:
-            reply, stream = self._start_exchange(connected.connection, request)
-            with self._translated(reply):
+            with self._translated(exchange.reply):
                 await _await_completion_async(
-                    _bridge(stream.completion_future, loop),
-                    _ByteWatch(connected.own_socket),
-                    reply,
-                    deadline,
+                    _bridge(exchange.completion(), loop), exchange.watch, exchange.reply, deadline
                 )
-            return self._checked(reply)
+            return self._checked(exchange.reply)
         finally:
-            connected.close()
+            exchange.close()
 
     def close(self) -> None:
         """Drop the awscrt resources; awscrt frees them once no connection uses them."""
         self._resources = None
 
-    def _start_connect(self, timeout: float) -> Future[_Connected]:
-        """The future of a new connection to the endpoint, with its own socket (see
-        :func:`_with_own_socket`).
+    def _start(self, request: Request, timeout: float) -> Future[_Exchange]:
+        """The future of ``request`` under way on a new connection to the endpoint (see
+        :func:`_begin_on_arrival`).
 
         Raises:
             RuntimeError: the transport is closed.
@@ -396,6 +392,9 @@ class CrtTransport:
             _apply_tag(socket_options, tag)
         if endpoint.is_ip_literal and not endpoint.is_ipv6:
             socket_options.domain = crt_io.SocketDomain.IPv4
+        crt_request = crt_http.HttpRequest(
+            "GET", request.path, crt_http.HttpHeaders(list(request.headers))
+        )
         connecting: Future[crt_http.HttpClientConnection] = crt_http.HttpClientConnection.new(
             host_name=endpoint.host,
             port=endpoint.port,
@@ -404,38 +403,13 @@ class CrtTransport:
             tls_connection_options=connection_options,
             proxy_options=self._proxy_options(),
         )
-        return _with_own_socket(connecting, tag)
+        return _begin_on_arrival(connecting, tag, crt_request)
 
     def _connect_timeout(self, timeout: float) -> ConnectTimeoutError:
         return ConnectTimeoutError(
             f"{self._endpoint}: no connection and TLS handshake within {timeout:.1f} s.",
             endpoint=str(self._endpoint),
         )
-
-    def _exchange(
-        self,
-        connection: crt_http.HttpClientConnection,
-        watch: _ByteWatch,
-        request: Request,
-        deadline: float,
-    ) -> Response:
-        reply, stream = self._start_exchange(connection, request)
-        with self._translated(reply):
-            _await_completion(stream.completion_future, watch, reply, deadline)
-        return self._checked(reply)
-
-    def _start_exchange(
-        self, connection: crt_http.HttpClientConnection, request: Request
-    ) -> tuple[_ReplyCollector, crt_http.HttpClientStream]:
-        """Send the GET on ``connection``; the collector gathers the answer as it comes."""
-        reply = _ReplyCollector(connection)
-        crt_request = crt_http.HttpRequest(
-            "GET", request.path, crt_http.HttpHeaders(list(request.headers))
-        )
-        with self._translated(reply):
-            stream = connection.request(crt_request, reply.on_response, reply.on_body)
-            stream.activate()
-        return reply, stream
 
     @contextmanager
     def _translated(self, reply: _ReplyCollector) -> Iterator[None]:
@@ -450,7 +424,7 @@ class CrtTransport:
             ) from None
         except (AwsCrtError, RuntimeError) as exc:
             # awscrt raises RuntimeError("<code> (<NAME>): ...") from synchronous calls such as
-            # request() on a connection the server has just closed.
+            # request() on a connection that is closing.
             name = crt_error_name(exc)
             if name is None:
                 raise
@@ -676,11 +650,45 @@ async def _await_completion_async(
             return
 
 
-class _Connected(NamedTuple):
-    """A new connection and, where it was found, a duplicate of its own socket."""
+class _Exchange(NamedTuple):
+    """One GET under way: its connection, the connection's own socket where it was found, the
+    byte watch on that socket, the collector of the answer, and the stream (or the error that
+    starting it raised)."""
 
     connection: crt_http.HttpClientConnection
     own_socket: Optional[socket.socket]
+    watch: _ByteWatch
+    reply: _ReplyCollector
+    stream: Optional[crt_http.HttpClientStream]
+    start_error: Optional[Exception]
+
+    @classmethod
+    def begin(
+        cls,
+        connection: crt_http.HttpClientConnection,
+        own_socket: Optional[socket.socket],
+        request: crt_http.HttpRequest,
+    ) -> _Exchange:
+        """Send ``request`` on ``connection``; the collector gathers the answer as it comes."""
+        watch = _ByteWatch(own_socket)  # before the request: counts from the handshake's end
+        reply = _ReplyCollector(connection)
+        try:
+            stream = connection.request(request, reply.on_response, reply.on_body)
+            stream.activate()
+        except Exception as exc:  # handed to the caller, who translates it
+            return cls(connection, own_socket, watch, reply, None, exc)
+        return cls(connection, own_socket, watch, reply, stream, None)
+
+    def completion(self) -> Future[Any]:
+        """The stream's end.
+
+        Raises:
+            Exception: what starting the stream raised.
+        """
+        if self.stream is None:
+            raise self.start_error or RuntimeError("The request was not sent.")
+        future: Future[Any] = self.stream.completion_future
+        return future
 
     def close(self) -> None:
         self.connection.close()
@@ -689,24 +697,29 @@ class _Connected(NamedTuple):
             self.own_socket.close()
 
 
-def _with_own_socket(
-    connecting: Future[crt_http.HttpClientConnection], tag: Optional[tuple[int, int]]
-) -> Future[_Connected]:
-    """``connecting``'s connection with its own socket, Nagle off, found as it arrives.
+def _begin_on_arrival(
+    connecting: Future[crt_http.HttpClientConnection],
+    tag: Optional[tuple[int, int]],
+    request: crt_http.HttpRequest,
+) -> Future[_Exchange]:
+    """The exchange that starts as ``connecting``'s connection arrives, on awscrt's own thread.
 
-    The search (:func:`_own_socket`) reads a link per descriptor of the process, 7 ms at 500:
-    it runs in the callback on awscrt's own thread, so it never holds an asyncio event loop,
-    and the request waits for it as it must (TCP_NODELAY before the request is sent).
+    There, in the callback, the connection's socket is found (:func:`_own_socket` reads a link
+    per descriptor of the process, 7 ms at 500), Nagle is turned off and the request is sent,
+    before awscrt's thread reads anything more from the server. So the search never holds an
+    asyncio event loop, and a server that refuses the device's certificate just after the
+    TLS 1.3 handshake is reported as the TLS alert it sent, not as a closed connection that a
+    request from another thread found.
     """
-    connected: Future[_Connected] = Future()
+    started: Future[_Exchange] = Future()
 
-    def claim(done: Future[crt_http.HttpClientConnection]) -> None:
+    def begin(done: Future[crt_http.HttpClientConnection]) -> None:
         if done.cancelled():
-            connected.cancel()
+            started.cancel()
             return
         error = done.exception()
         if error is not None:
-            connected.set_exception(error)
+            started.set_exception(error)
             return
         own_socket = None
         if tag is not None:
@@ -716,13 +729,13 @@ def _with_own_socket(
                 logger.debug("Cannot look for the connection's socket.", exc_info=True)
         if own_socket is not None:
             _disable_nagle(own_socket)
-        connected.set_result(_Connected(done.result(), own_socket))
+        started.set_result(_Exchange.begin(done.result(), own_socket, request))
 
-    connecting.add_done_callback(claim)
-    return connected
+    connecting.add_done_callback(begin)
+    return started
 
 
-def _close_late_connection(future: Future[_Connected]) -> None:
+def _close_late_connection(future: Future[_Exchange]) -> None:
     """A connection we stopped waiting for may still arrive: close it instead of leaking it."""
     if not future.cancelled() and future.exception() is None:
         future.result().close()
