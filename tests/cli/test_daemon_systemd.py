@@ -92,6 +92,32 @@ def test_ready_only_with_credentials_status_on_failures_watchdog_and_stopping(
     assert notify_socket.lines().count("READY=1") == 1
 
 
+def test_more_signals_while_it_stops_still_end_in_a_clean_stop(
+    cli: Cli, server: TlsServer, flags: list[str], notify_socket: NotifySocket
+) -> None:
+    """systemd, or a user pressing Ctrl-C twice, may signal again while serve stops; here the
+    stop waits for a refresh still under way (the server takes 3 s to answer it)."""
+    environment = {"NOTIFY_SOCKET": str(notify_socket.path)}
+    with cli.background("serve", "--port", "0", *flags, env=environment) as process:
+        notify_socket.wait_for("READY=1")
+        server.set_default(Reply(body=credentials_body(), delay=3.0))
+        requests = server.request_count
+        process.send_signal(signal.SIGHUP)  # a refresh, now under way for 3 s
+        deadline = time.monotonic() + 10
+        while server.request_count == requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        notify_socket.wait_for("STOPPING=1")
+        while process.poll() is None and time.monotonic() < deadline:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signum)
+            time.sleep(0.05)
+        _, err = stop(process)
+    assert process.returncode == 0, err
+    assert "Stopped." in err
+
+
 def test_an_abstract_socket_and_a_watchdog_meant_for_another_process() -> None:
     name = f"awsiot-test-{os.getpid()}-{time.monotonic_ns()}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:

@@ -1062,18 +1062,23 @@ class _StopSignal:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
 
+    # Signal handlers run in the main thread, which also runs and closes the loop: a loop that
+    # is open here stays open until the handler returns. Once it is closed, serve is stopping
+    # (it may wait seconds for a refresh under way) and more signals change nothing.
     def _on_signal(self, *_: Any) -> None:
         self._requested = True
-        if self._loop is not None and self._event is not None:
-            self._loop.call_soon_threadsafe(self._event.set)
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and self._event is not None:
+            loop.call_soon_threadsafe(self._event.set)
 
     def _on_hangup(self, *_: Any) -> None:
-        if self._reload is None:
+        if self._reload is None or self._requested:
             return
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._reload)
-        else:
+        loop = self._loop
+        if loop is None:
             self._reload()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._reload)
 
     def event(self) -> asyncio.Event:
         """An event of the running loop, set by the next signal (or already, by an earlier one)."""
