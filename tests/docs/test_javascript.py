@@ -4,6 +4,8 @@ error behind "Could not load credentials from any providers".
 
 The SDK is installed once by npm into tests/docs/js/node_modules (git-ignored; the versions
 are pinned in tests/docs/js/package.json), under a lock so that xdist workers share it.
+Without Node.js 20 or later (the SDK's minimum) the tests skip, and under ``CI=true`` fail, so
+that CI cannot lose them to a machine without it.
 """
 
 from __future__ import annotations
@@ -18,19 +20,25 @@ import pytest
 
 from awsiot_credentialhelper.exceptions import DOCS_URL
 
+from ..conftest import on_ci
 from .blocks import blocks
 from .conftest import DocDevice
 
 PAGE = "other-sdks.md"
 JS = Path(__file__).resolve().parent / "js"
 NPM_TIMEOUT = 300.0
+#: The SDK versions of package.json need Node.js 20 or later ("engines").
+MIN_NODE = 20
 
 
 @pytest.fixture(scope="session")
 def node_modules() -> Path:
     """The SDK's node_modules, installed on first use (a few seconds), then reused."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("Node.js and npm are not installed: the JavaScript lines are not run")
+    missing = _missing_node()
+    if missing:
+        if on_ci():
+            pytest.fail(f"CI=true: the JavaScript lines must run, but {missing}")
+        pytest.skip(f"the JavaScript lines are not run: {missing}")
     modules = JS / "node_modules"
     stamp = modules / ".installed-from-package.json"
     with (JS / ".install.lock").open("w") as lock:
@@ -46,6 +54,18 @@ def node_modules() -> Path:
             )
             stamp.write_text(wanted)
     return modules
+
+
+def _missing_node() -> str:
+    """Why Node.js cannot run the SDK here, or '' when it can."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return "Node.js and npm are not installed (Node.js 20 or later is needed)"
+    version = subprocess.run(
+        ["node", "--version"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.strip()  # v20.20.2
+    if int(version.lstrip("v").split(".")[0]) < MIN_NODE:
+        return f"Node.js {version} is older than the SDK's minimum, {MIN_NODE}"
+    return ""
 
 
 def _js(index: int) -> str:
