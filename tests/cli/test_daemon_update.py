@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import configparser
+import contextlib
 import itertools
 import os
 import signal
 import ssl
+import time
 from pathlib import Path
 
 import trustme
@@ -91,3 +93,25 @@ def test_update_finishes_a_half_done_rotation_without_a_second_signal(
     assert process.returncode == 0, err
     assert err.count("the new files cannot be used yet") == 1
     assert "The certificate or key file changed again: refreshing now." in err
+
+
+def test_more_signals_while_update_stops_still_end_in_a_clean_stop(
+    cli: Cli, server: TlsServer, flags: list[str]
+) -> None:
+    """The stop waits for a refresh under way (3 s); signals meanwhile and after change
+    nothing: update still says it stopped, and exits 0."""
+    with cli.background("update", *flags) as process:
+        wait_until(lambda: server.request_count == 1, what="the first fetch")
+        wait_until(cli.credentials_file.exists, what="the first write")
+        server.set_default(Reply(body=credentials_body(), delay=3.0))
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: server.request_count == 2, what="SIGHUP's refresh under way")
+        deadline = time.monotonic() + 15
+        while process.poll() is None and time.monotonic() < deadline:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signum)
+            time.sleep(0.05)
+        _, err = stop(process)
+    assert process.returncode == 0, err
+    assert "Stopped." in err

@@ -62,6 +62,7 @@ from ._cache import cache_directory
 from ._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ._metrics import ServeMetrics
 from ._options import add_common_options, build_provider, resolve, setup_logging
+from ._signals import ignore_signals_while_exiting
 from ._systemd import Notifier
 
 if TYPE_CHECKING:
@@ -1047,6 +1048,7 @@ class _StopSignal:
     def __init__(self, reload: Optional[Callable[[], None]] = None) -> None:
         self._reload = reload
         self._requested = False
+        self._reload_pending = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._event: Optional[asyncio.Event] = None
         self._previous: dict[int, Any] = {}
@@ -1059,6 +1061,9 @@ class _StopSignal:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if self._requested:
+            ignore_signals_while_exiting()
+            return
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
 
@@ -1075,8 +1080,8 @@ class _StopSignal:
         if self._reload is None or self._requested:
             return
         loop = self._loop
-        if loop is None:
-            self._reload()
+        if loop is None:  # run it in the loop once it runs (see _Hangups in _update for why)
+            self._reload_pending = True
         elif not loop.is_closed():
             loop.call_soon_threadsafe(self._reload)
 
@@ -1086,6 +1091,8 @@ class _StopSignal:
         self._loop = asyncio.get_running_loop()
         if self._requested:
             self._event.set()
+        elif self._reload_pending and self._reload is not None:
+            self._loop.call_soon(self._reload)
         return self._event
 
 

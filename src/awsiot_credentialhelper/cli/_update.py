@@ -12,7 +12,7 @@ import os
 import random
 import signal
 import stat
-import threading
+import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .._clock import utcnow
@@ -29,6 +29,7 @@ from ._credentials_file import (
     render_credentials_file,
 )
 from ._options import add_common_options, build_provider, resolve, setup_logging
+from ._signals import ignore_signals_while_exiting
 
 if TYPE_CHECKING:
     import argparse
@@ -244,18 +245,13 @@ def _keep_fresh(
     retried with the same backoff; the first fetch being refused (not a network error) is a
     setup problem and ends the command.
     """
-    stop = threading.Event()
-    hangups = _Hangups(cache)
-    previous = {
-        signum: signal.signal(signum, lambda *_: stop.set())
-        for signum in (signal.SIGTERM, signal.SIGINT)
-    }
-    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, hangups.on_signal)
+    signals = _Signals(cache)
+    previous = signals.install()
     writer = _Writer(path, profile)
     cache.start()
     try:
-        while not stop.is_set():
-            hangups.log()
+        while not signals.stopping:
+            signals.refresh_if_signalled()
             if rotation_due is not None and rotation_due():
                 logger.info("The certificate or key file changed again: refreshing now.")
                 cache.refresh_now()
@@ -263,32 +259,63 @@ def _keep_fresh(
             if credentials is None:
                 _raise_if_refused(cache.last_error)
             elif credentials is not writer.written:
-                stop.wait(writer.write(credentials))
+                signals.sleep(writer.write(credentials))
     finally:
         cache.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        if signals.stopping:
+            ignore_signals_while_exiting()
+        else:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     logger.info("Stopped.")
     return 0
 
 
-class _Hangups:
-    """SIGHUP: refresh at once. The handler only sets flags (it may interrupt a lock holder);
-    the writing loop logs it."""
+class _Signals:
+    """SIGTERM and SIGINT stop the writing loop; SIGHUP has the cache refresh at once.
+
+    The handlers only set plain attributes, and the loop acts on them within :data:`_POLL`. A
+    handler runs in the main thread between two bytecodes, perhaps while that thread holds the
+    lock of an event (``cache.stop`` and ``refresh_now`` set one, and so would a handler that
+    set a ``threading.Event``), or inside another handler that does: waiting for that lock
+    there would never end (seen with SIGTERM, SIGINT and SIGHUP in quick succession).
+    """
 
     def __init__(self, cache: RefreshingCredentials) -> None:
         self._cache = cache
-        self._received = 0
-        self._logged = 0
+        self.stopping = False
+        self._hangups = 0
+        self._handled = 0
 
-    def on_signal(self, *_: object) -> None:
-        self._received += 1
-        self._cache.refresh_now()
+    def install(self) -> dict[int, Any]:
+        """Install the handlers; return the ones they replace."""
+        previous: dict[int, Any] = {
+            signum: signal.signal(signum, self._on_stop)
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
+        return previous
 
-    def log(self) -> None:
-        if self._logged != self._received:
-            self._logged = self._received
+    def _on_stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def _on_hangup(self, *_: object) -> None:
+        self._hangups += 1
+
+    def refresh_if_signalled(self) -> None:
+        if self._handled != self._hangups:
+            self._handled = self._hangups
             logger.info("SIGHUP: refreshing the credentials now.")
+            self._cache.refresh_now()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less once a stop is asked for."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, _POLL))
 
 
 #: How often the writing loop looks at the stop flag while it waits.
