@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -137,19 +138,28 @@ def _write_json(path: Path, document: dict[str, Any]) -> None:
     write_private_file(path, text.encode("utf-8"), mode=0o644)  # it names files, holds no secret
 
 
+class _StopRequest:
+    """Set by SIGINT/SIGTERM. A plain attribute, not a ``threading.Event``: a handler runs
+    between two bytecodes of the main thread, perhaps inside ``Event.wait`` or inside another
+    handler, while that thread holds the event's lock, and setting the event would wait for
+    it forever."""
+
+    requested = False
+
+    def set(self, *_: object) -> None:
+        self.requested = True
+
+
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Set ``stop`` on SIGINT/SIGTERM for the duration (only the main thread may do this)."""
+def _stop_on_signals() -> Iterator[_StopRequest]:
+    """A stop request that SIGINT/SIGTERM set for the duration (main thread only)."""
+    stop = _StopRequest()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
-
-    def handler(*_: object) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in _STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, stop.set) for sig in _STOP_SIGNALS}
     try:
-        yield
+        yield stop
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -233,8 +243,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 1
     directory: Path = args.dir.resolve()
     state_file = directory / STATE_FILE_NAME
-    stop = threading.Event()
-    with _stop_on_signals(stop), _logging_to_stderr(args.verbose):
+    with _stop_on_signals() as stop, _logging_to_stderr(args.verbose):
         try:
             state_file.unlink(missing_ok=True)
             with Emulator(
@@ -254,8 +263,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                     _summary(document, state_file, emulator.controls), file=sys.stderr, flush=True
                 )
                 try:
-                    while not stop.wait(0.5):
-                        pass
+                    while not stop.requested:
+                        time.sleep(0.5)
                 finally:
                     state_file.unlink(missing_ok=True)
         # Errors from provisioning through moto (BotoCoreError, ClientError) included: one
