@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -100,6 +101,17 @@ def stop(process: subprocess.Popen[Any], timeout: float = 10.0) -> tuple[str, st
         process.kill()
         out, err = process.communicate(timeout=timeout)
     return out or "", err or ""
+
+
+def signal_until_it_exits(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
+    """SIGTERM, SIGINT and SIGHUP every 50 ms until ``process`` exits (or ``timeout``): what
+    an impatient supervisor or user may do while a command stops."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signum)
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from awsiot_credentialhelper.cli._systemd import Notifier
 from tests.servers import Reply, TlsServer, credentials_body, error_body
 
-from .conftest import Cli, stop
+from .conftest import Cli, signal_until_it_exits, stop
 
 
 class NotifySocket:
@@ -108,11 +108,7 @@ def test_more_signals_while_it_stops_still_end_in_a_clean_stop(
             time.sleep(0.01)
         process.send_signal(signal.SIGTERM)
         notify_socket.wait_for("STOPPING=1")
-        while process.poll() is None and time.monotonic() < deadline:
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signum)
-            time.sleep(0.05)
+        signal_until_it_exits(process)
         _, err = stop(process)
     assert process.returncode == 0, err
     assert "Stopped." in err

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import configparser
-import contextlib
 import itertools
 import os
 import signal
 import ssl
-import time
 from pathlib import Path
 
 import trustme
@@ -23,7 +21,7 @@ from tests.servers import (
     wait_until,
 )
 
-from .conftest import Cli, device_flags, stop
+from .conftest import Cli, device_flags, signal_until_it_exits, stop
 
 
 def test_sighup_makes_update_refresh_at_once_and_keep_running(
@@ -106,12 +104,7 @@ def test_more_signals_while_update_stops_still_end_in_a_clean_stop(
         server.set_default(Reply(body=credentials_body(), delay=3.0))
         process.send_signal(signal.SIGHUP)
         wait_until(lambda: server.request_count == 2, what="SIGHUP's refresh under way")
-        deadline = time.monotonic() + 15
-        while process.poll() is None and time.monotonic() < deadline:
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signum)
-            time.sleep(0.05)
+        signal_until_it_exits(process)
         _, err = stop(process)
     assert process.returncode == 0, err
     assert "Stopped." in err
