@@ -1080,7 +1080,7 @@ class _StopSignal:
         if self._reload is None or self._requested:
             return
         loop = self._loop
-        if loop is None:  # run it in the loop once it runs (see _Hangups in _update for why)
+        if loop is None:  # run it in the loop once it runs (see _Signals in _update for why)
             self._reload_pending = True
         elif not loop.is_closed():
             loop.call_soon_threadsafe(self._reload)
