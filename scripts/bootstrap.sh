@@ -19,6 +19,7 @@ APT_PACKAGES=(
     libtpm2-pkcs11-tools python3-tpm2-pytss  # tpm2_ptool, and the TSS binding it imports
     openssl                     # docs/protecting-keys.md's walkthrough
     iproute2                    # ip netns: serve on a container network, in a test's namespace
+    systemd                     # systemd-analyze verify: docs/service.md's unit file
 )
 
 missing=()
