@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import socket
 import sys
 import threading
@@ -27,6 +25,7 @@ from ..core.test_hostile_server import (
     slow_drip,
 )
 from ..servers import DeviceFiles, Reply, TlsServer, credentials_body, wait_until
+from .test_refreshing import own_sockets
 
 Transports = Callable[[str], CrtTransport]
 
@@ -106,7 +105,7 @@ def test_a_closed_transport_refuses_to_send(ca: trustme.CA, async_transport_to: 
 
 # --- what runs on the event loop ---------------------------------------------------------------
 
-#: (thread, path) of each directory listing while a test records them (see _ListingRecorder).
+#: (thread, path) of each directory listing while a test records them (see _record_listings).
 _listings: list[tuple[int, str]] = []
 _recording = False
 
@@ -145,17 +144,6 @@ def test_the_event_loop_never_scans_the_process_descriptors(
     assert loop_threads[0] not in scans
 
 
-def _sockets() -> set[str]:
-    """This process's open sockets (client and server ends alike)."""
-    found = set()
-    for name in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            target = os.readlink(f"/proc/self/fd/{name}")
-            if target.startswith("socket:"):
-                found.add(target)
-    return found
-
-
 def test_a_connection_that_arrives_after_its_caller_was_cancelled_is_closed(
     ca: trustme.CA, async_transport_to: Transports
 ) -> None:
@@ -170,7 +158,7 @@ def test_a_connection_that_arrives_after_its_caller_was_cancelled_is_closed(
 
     with HostileTlsServer(ca, endless_header_lines, on_accept=hold_the_handshake) as server:
         transport = async_transport_to(server.endpoint)
-        before = _sockets()
+        before = own_sockets()
 
         async def scenario() -> None:
             caller = asyncio.ensure_future(transport.send_async(REQUEST, timeout=10))
@@ -181,5 +169,7 @@ def test_a_connection_that_arrives_after_its_caller_was_cancelled_is_closed(
 
         asyncio.run(scenario())
         release.set()  # the handshake completes now, for a caller that is gone
-        wait_until(lambda: not _sockets() - before, what="both ends of the late connection closed")
+        wait_until(
+            lambda: not own_sockets() - before, what="both ends of the late connection closed"
+        )
         assert not server.hung_up.is_set()  # it never got as far as an answer
