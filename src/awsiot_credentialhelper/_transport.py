@@ -22,7 +22,6 @@ a watch on the connection's own socket drops a server that never completes its h
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
@@ -35,7 +34,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from contextlib import contextmanager, suppress
-from typing import Any, NamedTuple, Optional, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Protocol, TypeVar
 
 from awscrt import http as crt_http
 from awscrt import io as crt_io
@@ -59,6 +58,9 @@ from .exceptions import (
     ResponseTooLargeError,
     TlsHandshakeError,
 )
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "MAX_RESPONSE_BYTES",
@@ -345,6 +347,8 @@ class CrtTransport:
         Raises:
             NetworkError: as :meth:`send`.
         """
+        import asyncio  # noqa: PLC0415 - here, so that a sync fetch does not import it (~20 ms)
+
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + timeout
         future = self._start(request, timeout)
@@ -619,6 +623,8 @@ async def _await_until(waiter: asyncio.Future[_T], deadline: float) -> _T:
     Raises:
         FutureTimeoutError: the deadline passed first.
     """
+    import asyncio  # noqa: PLC0415 - see send_async
+
     done, _ = await asyncio.wait({waiter}, timeout=max(0.0, deadline - time.monotonic()))
     if not done:
         raise FutureTimeoutError
@@ -634,6 +640,8 @@ async def _await_completion_async(
         FutureTimeoutError: the deadline passed first.
         AwsCrtError: the stream failed.
     """
+    import asyncio  # noqa: PLC0415 - see send_async
+
     interval = _WATCH_INTERVAL if watch.active else None
     while True:
         left = deadline - time.monotonic()

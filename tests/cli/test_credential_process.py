@@ -169,7 +169,8 @@ def test_the_cache_key_hash_is_sha256_with_or_without_the_builtin_module(
 #: refused, plain flags are parsed without argparse, and boto3 and botocore are for sessions.
 #: Allowed since issue 11: dataclasses, email.utils and socket (with urllib.parse and ipaddress),
 #: about 30 ms once per cache lifetime, which did not pay for the stand-ins that avoided them.
-NOT_FOR_A_FETCH = ("cryptography", "argparse", "boto3", "botocore")
+#: asyncio (with ssl, inspect and subprocess) is for fetch_async only.
+NOT_FOR_A_FETCH = ("cryptography", "argparse", "boto3", "botocore", "asyncio")
 
 
 def test_an_uncached_fetch_imports_only_what_it_needs(
