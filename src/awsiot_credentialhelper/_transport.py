@@ -9,10 +9,10 @@ modules (:func:`load_pkcs11_module`), the TLS context, awscrt's error names
 :class:`CrtTransport` implements both of: ``send_async`` awaits the same awscrt futures that
 ``send`` blocks on, bridged onto the event loop, so asyncio code needs no thread pool.
 
-A :class:`CrtTransport` owns its event loop group, host resolver, bootstrap and TLS context for
-its whole life and reuses them for every request; each request opens a connection, sends one GET,
-reads the answer and closes the connection. Every awscrt error is translated here, and only here,
-into this package's exceptions.
+A :class:`CrtTransport` owns its TLS context for its whole life and shares the process's one
+awscrt event-loop thread and bootstrap (:func:`_client_bootstrap`); each request opens a
+connection, sends one GET, reads the answer and closes the connection. Every awscrt error is
+translated here, and only here, into this package's exceptions.
 
 An answer is capped at :data:`MAX_RESPONSE_BYTES`, status line, headers and body together. awscrt
 hands over the head only once it is complete, and keeps it in native memory until then; on Linux
@@ -307,12 +307,8 @@ class CrtTransport:
     ) -> None:
         self._endpoint = endpoint
         self._proxy = proxy
-        event_loop_group = crt_io.EventLoopGroup(1)
-        resolver = crt_io.DefaultHostResolver(event_loop_group)
         self._resources: Optional[_CrtResources] = _CrtResources(
-            tls_context=tls_context,
-            bootstrap=crt_io.ClientBootstrap(event_loop_group, resolver),
-            keep_alive=(event_loop_group, resolver),
+            tls_context=tls_context, bootstrap=_client_bootstrap()
         )
 
     def send(self, request: Request, *, timeout: float) -> Response:
@@ -372,7 +368,7 @@ class CrtTransport:
             exchange.close()
 
     def close(self) -> None:
-        """Drop the awscrt resources; awscrt frees them once no connection uses them."""
+        """Drop the TLS context; awscrt frees it once no connection uses it."""
         self._resources = None
 
     def _start(self, request: Request, timeout: float) -> Future[_Exchange]:
@@ -458,11 +454,51 @@ class CrtTransport:
 
 
 class _CrtResources(NamedTuple):
-    """What every connection of a transport shares; dropped together on close."""
+    """What every connection of a transport uses; dropped together on close."""
 
     tls_context: crt_io.ClientTlsContext
     bootstrap: crt_io.ClientBootstrap
-    keep_alive: tuple[object, ...]
+
+
+class _ClientIo(NamedTuple):
+    bootstrap: crt_io.ClientBootstrap
+    keep_alive: tuple[crt_io.EventLoopGroup, crt_io.DefaultHostResolver]
+
+
+_client_io: Optional[_ClientIo] = None
+_client_io_lock = threading.Lock()
+#: The parent's, in a child after fork: never freed, since their threads are not in the child.
+_client_io_of_parent: list[_ClientIo] = []
+
+
+def _client_bootstrap() -> crt_io.ClientBootstrap:
+    """This process's one bootstrap, on one event-loop thread: made on first use, never freed.
+
+    Never freed, because freeing a bootstrap runs awscrt's Python shutdown callback on whichever
+    thread drops the last reference, without setting aside an exception pending there. On
+    Python 3.9 a generator's or coroutine's return value is such an exception (StopIteration)
+    while its frame's locals are freed, so a provider freed with that frame lost the value.
+    """
+    global _client_io  # noqa: PLW0603 - one per process, as awscrt's own static default
+    with _client_io_lock:
+        if _client_io is None:
+            group = crt_io.EventLoopGroup(1)
+            resolver = crt_io.DefaultHostResolver(group)
+            _client_io = _ClientIo(crt_io.ClientBootstrap(group, resolver), (group, resolver))
+        return _client_io.bootstrap
+
+
+def _forget_client_io_in_child() -> None:
+    """After fork: the child makes its own on first use (the parent's lock may be held)."""
+    global _client_io, _client_io_lock  # noqa: PLW0603 - see _client_bootstrap
+    if _client_io is not None:
+        _client_io_of_parent.append(_client_io)
+    _client_io = None
+    _client_io_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_client_io_in_child)
 
 
 class _ReplyCollector:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
 import socket
 import ssl
 import threading
+import time
+from collections.abc import Callable, Generator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -74,6 +79,81 @@ def test_ipv6_loopback(ca: trustme.CA, device: DeviceFiles, ca_file: str) -> Non
         with provider:
             assert provider.fetch().access_key_id == "ASIATEST"
         assert server.request_count == 1
+
+
+@pytest.fixture
+def unclosed_provider(
+    server: TlsServer, device: DeviceFiles, ca_file: str
+) -> Callable[[], IotCredentialProvider]:
+    """Providers left to be freed with the frame that made them, as users leave them."""
+
+    def make() -> IotCredentialProvider:
+        return IotCredentialProvider(
+            endpoint=server.endpoint,
+            role_alias="a",
+            certificate=device.certificate_file,
+            private_key=device.private_key_file,
+            ca=ca_file,
+            trust_env=False,
+        )
+
+    return make
+
+
+# On Python 3.9 the value a generator or coroutine returns waits as a pending StopIteration while
+# its frame's locals are freed. Freeing a provider's awscrt resources there once ran awscrt's
+# shutdown callback with that exception pending, which swallowed it: the value became None.
+
+
+def test_a_generator_that_frees_its_provider_returns_its_value(
+    unclosed_provider: Callable[[], IotCredentialProvider],
+) -> None:
+    def steps() -> Generator[None, None, str]:
+        provider = unclosed_provider()
+        access_key_id = provider.fetch().access_key_id
+        yield
+        return access_key_id
+
+    for _ in range(5):
+        generator = steps()
+        next(generator)
+        with pytest.raises(StopIteration) as stopped:
+            next(generator)
+        assert stopped.value.value == "ASIATEST"
+
+
+def test_a_coroutine_that_frees_its_provider_returns_its_value(
+    unclosed_provider: Callable[[], IotCredentialProvider],
+) -> None:
+    async def scenario() -> str:
+        provider = unclosed_provider()
+        return (await provider.fetch_async()).access_key_id
+
+    for _ in range(5):
+        assert asyncio.run(scenario()) == "ASIATEST"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_fetches_on_its_own_event_loop_thread(
+    make_provider: ProviderFactory,
+) -> None:
+    """awscrt's event-loop thread is not copied into a child: the child must make its own."""
+    make_provider().fetch()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child, which reports only through its exit code
+        try:
+            os._exit(0 if make_provider(max_attempts=1).fetch().access_key_id else 1)
+        finally:
+            os._exit(2)
+    deadline = time.monotonic() + 20
+    while (waited := os.waitpid(child, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if waited == (0, 0):
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        pytest.fail("the child's fetch hung")
+    assert os.waitstatus_to_exitcode(waited[1]) == 0
 
 
 def test_tls_12_server(ca: trustme.CA, device: DeviceFiles, ca_file: str) -> None:
