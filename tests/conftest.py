@@ -76,6 +76,19 @@ def server(ca: trustme.CA) -> Iterator[TlsServer]:
 ProviderFactory = Callable[..., IotCredentialProvider]
 
 
+def provider_options(server: TlsServer, device: DeviceFiles, ca_file: str) -> dict[str, Any]:
+    """The arguments of a provider for ``device`` that fetches from ``server``."""
+    return {
+        "endpoint": server.endpoint,
+        "role_alias": "test-alias",
+        "thing_name": "test-thing",
+        "certificate": device.certificate_file,
+        "private_key": device.private_key_file,
+        "ca": ca_file,
+        "trust_env": False,
+    }
+
+
 @pytest.fixture
 def make_provider(
     server: TlsServer, device: DeviceFiles, ca_file: str
@@ -84,15 +97,7 @@ def make_provider(
     made: list[IotCredentialProvider] = []
 
     def factory(**overrides: Any) -> IotCredentialProvider:
-        options: dict[str, Any] = {
-            "endpoint": server.endpoint,
-            "role_alias": "test-alias",
-            "thing_name": "test-thing",
-            "certificate": device.certificate_file,
-            "private_key": device.private_key_file,
-            "ca": ca_file,
-            "trust_env": False,
-        }
+        options = provider_options(server, device, ca_file)
         options.update(overrides)
         provider = IotCredentialProvider(**options)
         made.append(provider)

@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from awsiot_credentialhelper import IotCredentialProvider, Pkcs11Config
 from awsiot_credentialhelper import exceptions as errors
 
-from ..conftest import ProviderFactory
+from ..conftest import ProviderFactory, provider_options
 from ..servers import (
     DeviceFiles,
     FakeClock,
@@ -68,14 +68,7 @@ def test_material_as_bytes_and_paths_mix(
 
 def test_ipv6_loopback(ca: trustme.CA, device: DeviceFiles, ca_file: str) -> None:
     with TlsServer(ca, host="::1", default=Reply(body=credentials_body())) as server:
-        provider = IotCredentialProvider(
-            endpoint=server.endpoint,
-            role_alias="a",
-            certificate=device.certificate_file,
-            private_key=device.private_key_file,
-            ca=ca_file,
-            trust_env=False,
-        )
+        provider = IotCredentialProvider(**provider_options(server, device, ca_file))
         with provider:
             assert provider.fetch().access_key_id == "ASIATEST"
         assert server.request_count == 1
@@ -88,14 +81,7 @@ def unclosed_provider(
     """Providers left to be freed with the frame that made them, as users leave them."""
 
     def make() -> IotCredentialProvider:
-        return IotCredentialProvider(
-            endpoint=server.endpoint,
-            role_alias="a",
-            certificate=device.certificate_file,
-            private_key=device.private_key_file,
-            ca=ca_file,
-            trust_env=False,
-        )
+        return IotCredentialProvider(**provider_options(server, device, ca_file))
 
     return make
 
