@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,6 +15,7 @@ from awsiot_credentialhelper._keys import PemKey
 from awsiot_credentialhelper._protocol import Request, Response
 from awsiot_credentialhelper._transport import CrtTransport, Transport, build_tls_context
 
+from ..conftest import provider_options
 from ..servers import DeviceFiles, Reply, TlsServer, error_body
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "awsiot_credentialhelper"
@@ -46,24 +46,12 @@ def _recording(server: TlsServer, device: DeviceFiles, ca: bytes) -> Recording:
     return Recording(CrtTransport(parse_endpoint(server.endpoint), context))
 
 
-def _arguments(server: TlsServer, device: DeviceFiles, ca_file: str) -> dict[str, Any]:
-    return {
-        "endpoint": server.endpoint,
-        "role_alias": "test-alias",
-        "thing_name": "test-thing",
-        "certificate": device.certificate_file,
-        "private_key": device.private_key_file,
-        "ca": ca_file,
-        "trust_env": False,
-    }
-
-
 def test_a_provider_sends_through_the_transport_it_is_given(
     server: TlsServer, device: DeviceFiles, ca_file: str
 ) -> None:
     transport = _recording(server, device, Path(ca_file).read_bytes())
     checked: Transport = transport  # the protocol is structural
-    config = ProviderConfig(**_arguments(server, device, ca_file), timeout=7)
+    config = ProviderConfig(**provider_options(server, device, ca_file), timeout=7)
     with IotCredentialProvider.from_config(config, transport=checked) as provider:
         assert provider.fetch().access_key_id == "ASIATEST"
     (request,) = transport.requests
@@ -80,7 +68,7 @@ def test_retries_happen_above_the_seam(
     server.set_default(Reply(status=503, body=error_body("down")))
     transport = _recording(server, device, Path(ca_file).read_bytes())
     provider = IotCredentialProvider(
-        **_arguments(server, device, ca_file), max_attempts=2, transport=transport
+        **provider_options(server, device, ca_file), max_attempts=2, transport=transport
     )
     with provider, pytest.raises(errors.ServiceUnavailableError):
         provider.fetch()
@@ -91,7 +79,8 @@ def test_the_files_are_still_checked_with_a_transport(
     server: TlsServer, device: DeviceFiles, ca_file: str, tmp_path: Path
 ) -> None:
     transport = _recording(server, device, Path(ca_file).read_bytes())
-    arguments = {**_arguments(server, device, ca_file), "private_key": str(tmp_path / "no.key")}
+    arguments = provider_options(server, device, ca_file)
+    arguments["private_key"] = str(tmp_path / "no.key")
     with pytest.raises(errors.CredentialFileError, match="does not exist"):
         IotCredentialProvider(**arguments, transport=transport)
     transport.close()
