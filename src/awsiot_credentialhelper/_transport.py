@@ -307,9 +307,8 @@ class CrtTransport:
     ) -> None:
         self._endpoint = endpoint
         self._proxy = proxy
-        self._resources: Optional[_CrtResources] = _CrtResources(
-            tls_context=tls_context, bootstrap=_client_bootstrap()
-        )
+        self._tls_context: Optional[crt_io.ClientTlsContext] = tls_context
+        _client_bootstrap()  # starts the event-loop thread now: the first fetch need not wait
 
     def send(self, request: Request, *, timeout: float) -> Response:
         """Open a connection, send ``request``, return the answer, close the connection.
@@ -369,7 +368,7 @@ class CrtTransport:
 
     def close(self) -> None:
         """Drop the TLS context; awscrt frees it once no connection uses it."""
-        self._resources = None
+        self._tls_context = None
 
     def _start(self, request: Request, timeout: float) -> Future[_Exchange]:
         """The future of ``request`` under way on a new connection to the endpoint (see
@@ -378,11 +377,11 @@ class CrtTransport:
         Raises:
             RuntimeError: the transport is closed.
         """
-        resources = self._resources
-        if resources is None:
+        tls_context = self._tls_context
+        if tls_context is None:
             raise RuntimeError("This transport is closed.")
         endpoint = self._endpoint
-        connection_options = resources.tls_context.new_connection_options()
+        connection_options = tls_context.new_connection_options()
         # SNI and certificate name check: AWS IoT refuses connections without the right SNI.
         connection_options.set_server_name(endpoint.host)
         socket_options = crt_io.SocketOptions()
@@ -398,7 +397,7 @@ class CrtTransport:
         connecting: Future[crt_http.HttpClientConnection] = crt_http.HttpClientConnection.new(
             host_name=endpoint.host,
             port=endpoint.port,
-            bootstrap=resources.bootstrap,
+            bootstrap=_client_bootstrap(),
             socket_options=socket_options,
             tls_connection_options=connection_options,
             proxy_options=self._proxy_options(),
@@ -451,13 +450,6 @@ class CrtTransport:
             options.auth_username = proxy.username
             options.auth_password = proxy.password or ""
         return options
-
-
-class _CrtResources(NamedTuple):
-    """What every connection of a transport uses; dropped together on close."""
-
-    tls_context: crt_io.ClientTlsContext
-    bootstrap: crt_io.ClientBootstrap
 
 
 class _ClientIo(NamedTuple):

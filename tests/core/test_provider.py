@@ -124,12 +124,16 @@ def test_a_coroutine_that_frees_its_provider_returns_its_value(
 def test_a_forked_child_fetches_on_its_own_event_loop_thread(
     make_provider: ProviderFactory,
 ) -> None:
-    """awscrt's event-loop thread is not copied into a child: the child must make its own."""
-    make_provider().fetch()
+    """awscrt's event-loop thread is not copied into a child: the child makes its own, for its
+    own providers and for those its parent made (with a key in a file; a PKCS#11 session does
+    not survive fork)."""
+    parents = make_provider(max_attempts=1)
+    parents.fetch()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child, which reports only through its exit code
         try:
-            os._exit(0 if make_provider(max_attempts=1).fetch().access_key_id else 1)
+            fetched = [parents.fetch(), make_provider(max_attempts=1).fetch()]
+            os._exit(0 if all(credentials.access_key_id for credentials in fetched) else 1)
         finally:
             os._exit(2)
     deadline = time.monotonic() + 20
